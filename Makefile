@@ -1,0 +1,188 @@
+# memrec / memana — one non-recursive Makefile. `make`, `make check`,
+# `make demo`; BUILD holds every output.
+
+BUILD ?= build
+PREFIX ?= /usr/local
+CC ?= cc
+CXX ?= g++
+WERROR ?= 0
+V ?= 0
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKGS := libzstd libdw sqlite3 libunwind
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wvla -Wformat=2 -Wundef
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+CFLAGS ?= -g -O2
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -MMD -MP $(PKG_CFLAGS) \
+	-include common/banned.h
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+
+# Per-directory include lists keep the dependency direction honest:
+# recorder -> formats -> common; analyzer -> formats -> common.
+INC_common := -Icommon
+INC_formats := -Iformats -Icommon
+INC_recorder := -Irecorder -Iformats -Icommon
+INC_analyzer := -Ianalyzer -Iformats -Icommon
+INC_tests := -Itests -Ianalyzer -Iformats -Icommon
+
+COMMON_SRC := $(wildcard common/*.c)
+FORMATS_SRC := $(wildcard formats/*.c)
+REC_LIB_SRC := $(filter-out recorder/memrec.c,$(wildcard recorder/*.c))
+ANA_SRC := $(wildcard analyzer/*.c)
+ANA_LIB_SRC := $(filter-out analyzer/memana.c,$(ANA_SRC))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+COMMON_OBJ := $(call obj,$(COMMON_SRC))
+FORMATS_OBJ := $(call obj,$(FORMATS_SRC))
+REC_LIB_OBJ := $(call obj,$(REC_LIB_SRC))
+ANA_LIB_OBJ := $(call obj,$(ANA_LIB_SRC))
+
+LIB := $(BUILD)/lib/libmemrec.so
+MEMREC := $(BUILD)/bin/memrec
+MEMANA := $(BUILD)/bin/memana
+
+REC_LIBS := -lunwind -lzstd -ldl -lpthread
+ANA_LIBS := -ldw -lelf -lsqlite3 -lzstd -lstdc++ -lm
+
+all: $(LIB) $(MEMREC) $(MEMANA) progs
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(INC_$(firstword $(subst /, ,$<))) -c -o $@ $<
+
+$(BUILD)/.dirs:
+	@mkdir -p $(BUILD)/bin $(BUILD)/lib $(BUILD)/obj
+	@touch $@
+
+# The preload library: hidden visibility, only the interposed symbols exported.
+$(BUILD)/obj/recorder/%.o: ALL_CFLAGS += -fvisibility=hidden -ftls-model=initial-exec
+$(LIB): $(REC_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_OBJ) recorder/libmemrec.map
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) -shared $(CFLAGS) $(EXTRA_CFLAGS) -Wl,--version-script=recorder/libmemrec.map \
+		-Wl,-z,nodelete -o $@ $(REC_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_OBJ) $(REC_LIBS)
+
+$(MEMREC): $(call obj,recorder/memrec.c) $(FORMATS_OBJ) $(COMMON_OBJ)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ -lzstd
+
+$(MEMANA): $(call obj,analyzer/memana.c) $(ANA_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_OBJ)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(ANA_LIBS)
+
+# ---- tests ----------------------------------------------------------------
+# Ground-truth programs: built without optimization so every named function
+# keeps its own frame and line.
+PROG_C := $(wildcard tests/progs/*.c)
+PROG_CXX := $(wildcard tests/progs/*.cpp)
+PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
+	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
+PROG_CFLAGS := -g -O0 -fno-omit-frame-pointer -fno-inline -pthread
+
+progs: $(PROGS)
+
+$(BUILD)/tests/progs/%: tests/progs/%.c | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) -std=gnu11 $(PROG_CFLAGS) -Wall -o $@ $< -ldl
+
+$(BUILD)/tests/progs/%: tests/progs/%.cpp | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CXX     $<"
+	$(Q)$(CXX) $(PROG_CFLAGS) -Wall -o $@ $<
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+
+$(BUILD)/obj/tests/%.o: ALL_CFLAGS += -Wno-missing-prototypes
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(ANA_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ -lcmocka $(ANA_LIBS)
+
+# Fuzz targets, built as plain regression programs replaying the stored
+# corpus (make check), or as libFuzzer binaries with clang (make fuzz).
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%_replay,$(FUZZ_SRC))
+
+$(BUILD)/tests/fuzz/%_replay: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(FORMATS_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ -lzstd
+
+$(BUILD)/obj/tests/fuzz/replay_main.o: tests/fuzz/replay_main.c | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) $(INC_tests) -c -o $@ $<
+
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	-Iformats -Icommon
+fuzz: | $(BUILD)/.dirs
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_decode tests/fuzz/fuzz_decode.c \
+		$(FORMATS_SRC) $(COMMON_SRC) -lzstd
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_roundtrip tests/fuzz/fuzz_roundtrip.c \
+		$(FORMATS_SRC) $(COMMON_SRC) -lzstd
+	@echo "run: $(BUILD)/fuzz/fuzz_decode -max_total_time=60 tests/fuzz/corpus/decode"
+
+TEST_BINS := $(UNIT_BIN) $(FUZZ_REPLAY)
+E2E := $(sort $(wildcard tests/e2e/[0-9]*.sh))
+
+export MEMREC_BUILD := $(abspath $(BUILD))
+
+check-unit: $(TEST_BINS)
+	CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $(TEST_BINS)
+
+check-e2e: all
+	prove --exec '' $(E2E)
+
+# The README's test command: everything, one closing line from prove.
+check: deps
+	@$(MAKE) --no-print-directory all $(TEST_BINS)
+	CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $(TEST_BINS) $(E2E)
+
+check-deps:
+	@! grep -n '#include "\(ana\|memana\)' recorder/*.[ch] formats/*.[ch] common/*.[ch] || \
+		{ echo "check-deps: forbidden include" >&2; exit 1; }
+	@! grep -n '#include "rec_' analyzer/*.[ch] formats/*.[ch] common/*.[ch] || \
+		{ echo "check-deps: forbidden include" >&2; exit 1; }
+
+asan:
+	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" check-unit
+
+deps:
+	@tools/install-deps.sh
+
+# The README's first command: record a real Debian program and report it.
+demo:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory all
+	@tools/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib
+	install -m 755 $(MEMREC) $(MEMANA) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+
+format:
+	clang-format -i common/*.[ch] formats/*.[ch] recorder/*.[ch] analyzer/*.[ch]
+
+lint: check-deps
+	cppcheck --quiet --error-exitcode=1 --enable=warning -Icommon -Iformats common formats recorder analyzer
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+.PHONY: all progs check check-unit check-e2e check-deps asan deps demo install format lint clean fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,635 @@
+/* Bytes -> records. Validates every field before use: lengths against the
+ * limits in tf_records.h, tags, kinds, node ids and sequence numbers. Errors
+ * are sticky and carry the byte offset (SQLite errByteOffset). */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "cm_err.h"
+#include "cm_varint.h"
+#include "tf_dec.h"
+
+#define DEC_IN_CAP (128u << 10)  /* compressed input buffer, bytes */
+#define DEC_OUT_CAP (1u << 20)   /* decompressed window, bytes (> 2x max record) */
+#define DEC_WINDOW_LOG_MAX 23    /* zstd window cap: 8 MiB (docs "Limits") */
+
+_Static_assert(DEC_OUT_CAP >= 2 * TF_MAX_RECORD_BYTES, "window must hold a record");
+
+struct tf_dec {
+	/* source: either a file descriptor or borrowed memory */
+	int fd;                 /* -1 for memory input */
+	const uint8_t *mem;     /* memory input */
+	size_t mem_len, mem_pos;
+	int src_eof;            /* no more compressed input */
+	uint64_t file_off;      /* bytes of the file consumed (header + zstd) */
+
+	ZSTD_DStream *zds;
+	uint8_t *in;            /* DEC_IN_CAP bytes */
+	ZSTD_inBuffer zin;
+	int frame_open;         /* zstd is inside a frame (last return != 0) */
+
+	uint8_t *out;           /* DEC_OUT_CAP bytes: [pos, end) not yet parsed */
+	size_t pos, end;
+	uint64_t out_base;      /* decompressed offset of out[0] */
+	int dstream_eof;        /* decompressed stream fully produced */
+
+	uint32_t version, flags;
+	int seen_process, seen_end, done;
+	uint32_t chunk_stream;  /* stream of the open chunk */
+	uint64_t chunk_left;    /* payload bytes left in the open chunk */
+
+	struct tf_stream_state *streams; /* indexed by stream id */
+	uint32_t n_streams;     /* allocated entries */
+
+	int err;                /* sticky error, 0 if none */
+	char errmsg[256];
+};
+
+static int fail(struct tf_dec *dec, int code, uint64_t off, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Record a sticky error at decompressed offset off. */
+static int fail(struct tf_dec *dec, int code, uint64_t off, const char *fmt, ...)
+{
+	char what[160];
+	va_list ap;
+
+	if (dec->err)
+		return dec->err;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(dec->errmsg, sizeof(dec->errmsg),
+		 "%s at byte %llu of the decompressed stream (file byte %llu): %s",
+		 cm_strerror(code), (unsigned long long)off,
+		 (unsigned long long)dec->file_off, what);
+	dec->err = code;
+	return code;
+}
+
+static void copy_msg(char errmsg[128], const char *msg)
+{
+	if (errmsg)
+		snprintf(errmsg, 128, "%s", msg);
+}
+
+static uint32_t get_u32le(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* Read up to cap bytes of compressed input. Returns bytes, 0 at EOF, -errno. */
+static ssize_t src_read(struct tf_dec *dec, uint8_t *buf, size_t cap)
+{
+	if (dec->fd < 0) {
+		size_t n = dec->mem_len - dec->mem_pos;
+		if (n > cap)
+			n = cap;
+		memcpy(buf, dec->mem + dec->mem_pos, n);
+		dec->mem_pos += n;
+		return (ssize_t)n;
+	}
+	for (;;) {
+		ssize_t n = read(dec->fd, buf, cap);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static int dec_init(struct tf_dec *dec, char errmsg[128])
+{
+	uint8_t hdr[TF_HEADER_BYTES];
+	size_t got = 0;
+
+	while (got < sizeof(hdr)) {
+		ssize_t n = src_read(dec, hdr + got, sizeof(hdr) - got);
+		if (n < 0) {
+			copy_msg(errmsg, cm_strerror((int)n));
+			return (int)n;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < TF_MAGIC_BYTES || memcmp(hdr, TF_MAGIC, TF_MAGIC_BYTES) != 0) {
+		if (got == 0) {
+			copy_msg(errmsg, "empty file, not a memrec trace");
+			return -CM_E_TRUNCATED;
+		}
+		copy_msg(errmsg, "not a memrec trace: bad magic at byte 0");
+		return -CM_E_MAGIC;
+	}
+	if (got < TF_HEADER_BYTES) {
+		copy_msg(errmsg, "truncated trace: header ends at byte 8");
+		return -CM_E_TRUNCATED;
+	}
+	dec->version = get_u32le(hdr + 8);
+	dec->flags = get_u32le(hdr + 12);
+	if (dec->version != TF_VERSION) {
+		char m[128];
+		snprintf(m, sizeof(m), "unsupported trace format version %u at byte 8 (this memana reads %u)",
+			 dec->version, TF_VERSION);
+		copy_msg(errmsg, m);
+		return -CM_E_VERSION;
+	}
+	dec->file_off = TF_HEADER_BYTES;
+	dec->zds = ZSTD_createDStream();
+	dec->in = malloc(DEC_IN_CAP);
+	dec->out = malloc(DEC_OUT_CAP);
+	if (!dec->zds || !dec->in || !dec->out) {
+		copy_msg(errmsg, "out of memory");
+		return -ENOMEM;
+	}
+	if (ZSTD_isError(ZSTD_DCtx_setParameter(dec->zds, ZSTD_d_windowLogMax,
+						 DEC_WINDOW_LOG_MAX))) {
+		copy_msg(errmsg, "zstd: cannot set window limit");
+		return -CM_E_ZSTD;
+	}
+	dec->zin.src = dec->in;
+	dec->zin.size = 0;
+	dec->zin.pos = 0;
+	return 0;
+}
+
+static int dec_open_common(struct tf_dec **out, struct tf_dec *dec, char errmsg[128])
+{
+	int rc = dec_init(dec, errmsg);
+
+	if (rc < 0) {
+		tf_dec_free(dec);
+		return rc;
+	}
+	*out = dec;
+	return 0;
+}
+
+int tf_dec_open(struct tf_dec **out, const char *path, char errmsg[128])
+{
+	struct tf_dec *dec = calloc(1, sizeof(*dec));
+
+	if (!dec) {
+		copy_msg(errmsg, "out of memory");
+		return -ENOMEM;
+	}
+	dec->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (dec->fd < 0) {
+		int e = -errno;
+		copy_msg(errmsg, cm_strerror(e));
+		free(dec);
+		return e;
+	}
+	return dec_open_common(out, dec, errmsg);
+}
+
+int tf_dec_open_mem(struct tf_dec **out, const void *data, size_t len, char errmsg[128])
+{
+	struct tf_dec *dec = calloc(1, sizeof(*dec));
+
+	if (!dec) {
+		copy_msg(errmsg, "out of memory");
+		return -ENOMEM;
+	}
+	dec->fd = -1;
+	dec->mem = data;
+	dec->mem_len = len;
+	return dec_open_common(out, dec, errmsg);
+}
+
+void tf_dec_free(struct tf_dec *dec)
+{
+	if (!dec)
+		return;
+	if (dec->fd >= 0)
+		close(dec->fd);
+	ZSTD_freeDStream(dec->zds);
+	free(dec->in);
+	free(dec->out);
+	free(dec->streams);
+	free(dec);
+}
+
+const char *tf_dec_errmsg(const struct tf_dec *dec)
+{
+	return dec->errmsg;
+}
+
+uint32_t tf_dec_version(const struct tf_dec *dec)
+{
+	return dec->version;
+}
+
+uint32_t tf_dec_flags(const struct tf_dec *dec)
+{
+	return dec->flags;
+}
+
+uint64_t tf_dec_file_offset(const struct tf_dec *dec)
+{
+	return dec->file_off;
+}
+
+/* Decompress until at least want bytes are buffered or the stream ends.
+ * Returns 0 or a negative error (sticky). */
+static int fill(struct tf_dec *dec, size_t want)
+{
+	if (dec->end - dec->pos >= want || dec->dstream_eof)
+		return 0;
+	if (dec->pos > 0) {
+		memmove(dec->out, dec->out + dec->pos, dec->end - dec->pos);
+		dec->out_base += dec->pos;
+		dec->end -= dec->pos;
+		dec->pos = 0;
+	}
+	while (dec->end < want) {
+		if (dec->zin.pos == dec->zin.size && !dec->src_eof) {
+			ssize_t n = src_read(dec, dec->in, DEC_IN_CAP);
+			if (n < 0)
+				return fail(dec, (int)n, dec->out_base + dec->end, "read error");
+			if (n == 0)
+				dec->src_eof = 1;
+			dec->zin.size = (size_t)n;
+			dec->zin.pos = 0;
+		}
+		ZSTD_outBuffer zout = { dec->out, DEC_OUT_CAP, dec->end };
+		size_t before_in = dec->zin.pos;
+		size_t r = ZSTD_decompressStream(dec->zds, &zout, &dec->zin);
+		if (ZSTD_isError(r))
+			return fail(dec, -CM_E_ZSTD, dec->out_base + dec->end,
+				    "zstd: %s", ZSTD_getErrorName(r));
+		dec->file_off += dec->zin.pos - before_in;
+		int progressed = zout.pos != dec->end || dec->zin.pos != before_in;
+		dec->end = zout.pos;
+		if (progressed)
+			dec->frame_open = r != 0;
+		if (!progressed && dec->zin.pos == dec->zin.size && dec->src_eof) {
+			dec->dstream_eof = 1;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* A cursor over [p, end) that records the first failure. */
+struct cur {
+	const uint8_t *p, *end;
+	int short_input; /* ran out of bytes */
+	int bad;         /* overlong varint or field beyond limit */
+	const char *what;
+};
+
+static uint64_t cur_varint(struct cur *c, const char *what)
+{
+	uint64_t v = 0;
+
+	if (c->short_input || c->bad)
+		return 0;
+	int n = cm_varint_get(c->p, c->end, &v);
+	if (n == 0) {
+		c->short_input = 1;
+		c->what = what;
+		return 0;
+	}
+	if (n < 0) {
+		c->bad = 1;
+		c->what = what;
+		return 0;
+	}
+	c->p += n;
+	return v;
+}
+
+static uint32_t cur_u32(struct cur *c, const char *what)
+{
+	uint64_t v = cur_varint(c, what);
+
+	if (v > UINT32_MAX && !c->bad && !c->short_input) {
+		c->bad = 1;
+		c->what = what;
+		return 0;
+	}
+	return (uint32_t)v;
+}
+
+static uint8_t cur_byte(struct cur *c, const char *what)
+{
+	if (c->short_input || c->bad)
+		return 0;
+	if (c->p >= c->end) {
+		c->short_input = 1;
+		c->what = what;
+		return 0;
+	}
+	return *c->p++;
+}
+
+/* Length-prefixed bytes; the length is checked against limit first. */
+static const uint8_t *cur_bytes(struct cur *c, uint32_t *len, uint32_t limit,
+				const char *what)
+{
+	uint64_t n = cur_varint(c, what);
+
+	if (c->short_input || c->bad)
+		return NULL;
+	if (n > limit) {
+		c->bad = 2; /* limit */
+		c->what = what;
+		return NULL;
+	}
+	if ((uint64_t)(c->end - c->p) < n) {
+		c->short_input = 1;
+		c->what = what;
+		return NULL;
+	}
+	const uint8_t *s = c->p;
+	c->p += n;
+	*len = (uint32_t)n;
+	return s;
+}
+
+static int stream_state(struct tf_dec *dec, uint32_t id, uint64_t off,
+			struct tf_stream_state **out)
+{
+	if (id >= TF_MAX_STREAMS)
+		return fail(dec, -CM_E_LIMIT, off, "stream id %u over the limit %u",
+			    id, TF_MAX_STREAMS);
+	if (id >= dec->n_streams) {
+		uint32_t n = dec->n_streams ? dec->n_streams : 16;
+		while (n <= id)
+			n *= 2;
+		if (n > TF_MAX_STREAMS)
+			n = TF_MAX_STREAMS;
+		struct tf_stream_state *s = realloc(dec->streams, n * sizeof(*s));
+		if (!s)
+			return fail(dec, -ENOMEM, off, "out of memory for %u streams", n);
+		memset(s + dec->n_streams, 0, (n - dec->n_streams) * sizeof(*s));
+		dec->streams = s;
+		dec->n_streams = n;
+	}
+	*out = &dec->streams[id];
+	return 0;
+}
+
+static int take_seq(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
+		    struct tf_record *rec)
+{
+	uint64_t d = cur_varint(c, "seq");
+
+	if (c->short_input || c->bad)
+		return 0;
+	if (d == 0 || st->prev_seq + d < st->prev_seq)
+		return fail(dec, -CM_E_CORRUPT, rec->off,
+			    "%s: sequence number does not increase", tf_tag_name(rec->tag));
+	st->prev_seq += d;
+	rec->seq = st->prev_seq;
+	return 0;
+}
+
+static uint64_t take_addr(struct cur *c, uint64_t *prev)
+{
+	uint64_t z = cur_varint(c, "address");
+
+	*prev += (uint64_t)cm_unzigzag(z);
+	return *prev;
+}
+
+/* Parse one stream record of the open chunk from c into rec. */
+static int parse_stream_record(struct tf_dec *dec, struct cur *c, struct tf_record *rec)
+{
+	struct tf_stream_state *st = NULL;
+	CM_TRY(stream_state(dec, dec->chunk_stream, rec->off, &st));
+	rec->stream = dec->chunk_stream;
+
+	switch (rec->tag) {
+	case TF_TAG_THREAD: {
+		CM_TRY(take_seq(dec, c, st, rec));
+		rec->u.thread.tid = cur_u32(c, "tid");
+		const uint8_t *s = cur_bytes(c, &rec->u.thread.name_len, 16, "thread name");
+		rec->u.thread.name = (const char *)s;
+		break;
+	}
+	case TF_TAG_NODE: {
+		uint64_t did = cur_varint(c, "node id");
+		uint64_t dpar = cur_varint(c, "node parent");
+		if (c->short_input || c->bad)
+			break;
+		uint64_t id = st->prev_node_id + did;
+		if (did == 0 || id > UINT32_MAX || dpar == 0 || dpar > id)
+			return fail(dec, -CM_E_CORRUPT, rec->off,
+				    "node: bad id or parent (id delta %llu, parent delta %llu)",
+				    (unsigned long long)did, (unsigned long long)dpar);
+		rec->u.node.id = (uint32_t)id;
+		rec->u.node.parent = (uint32_t)(id - dpar);
+		rec->u.node.addr = take_addr(c, &st->prev_node_addr);
+		st->prev_node_id = (uint32_t)id;
+		break;
+	}
+	case TF_TAG_ALLOC:
+		CM_TRY(take_seq(dec, c, st, rec));
+		rec->u.alloc.kind = cur_byte(c, "kind");
+		rec->u.alloc.node = cur_u32(c, "node");
+		rec->u.alloc.size = cur_varint(c, "size");
+		rec->u.alloc.addr = take_addr(c, &st->prev_addr);
+		if (!c->short_input && !c->bad &&
+		    (rec->u.alloc.kind >= TF_KIND_FREE))
+			return fail(dec, -CM_E_CORRUPT, rec->off, "alloc: bad kind %u",
+				    rec->u.alloc.kind);
+		break;
+	case TF_TAG_FREE:
+		CM_TRY(take_seq(dec, c, st, rec));
+		rec->u.free.kind = cur_byte(c, "kind");
+		rec->u.free.addr = take_addr(c, &st->prev_addr);
+		if (!c->short_input && !c->bad &&
+		    rec->u.free.kind != TF_KIND_FREE && rec->u.free.kind != TF_KIND_REALLOC)
+			return fail(dec, -CM_E_CORRUPT, rec->off, "free: bad kind %u",
+				    rec->u.free.kind);
+		if (!c->short_input && !c->bad && rec->u.free.addr == 0)
+			return fail(dec, -CM_E_CORRUPT, rec->off, "free: null address");
+		break;
+	case TF_TAG_MODULE: {
+		CM_TRY(take_seq(dec, c, st, rec));
+		rec->u.module.id = cur_u32(c, "module id");
+		rec->u.module.base = cur_varint(c, "module base");
+		rec->u.module.path = (const char *)cur_bytes(c, &rec->u.module.path_len,
+							     TF_MAX_STR_BYTES, "module path");
+		rec->u.module.build_id = cur_bytes(c, &rec->u.module.build_id_len,
+						   TF_MAX_BUILD_ID_BYTES, "build-id");
+		uint64_t n = cur_varint(c, "segment count");
+		if (c->short_input || c->bad)
+			break;
+		if (n > TF_MAX_SEGMENTS)
+			return fail(dec, -CM_E_LIMIT, rec->off,
+				    "module: %llu segments over the limit %u",
+				    (unsigned long long)n, TF_MAX_SEGMENTS);
+		rec->u.module.n_segs = (uint32_t)n;
+		for (uint32_t i = 0; i < n; i++) {
+			rec->u.module.segs[i].vaddr = cur_varint(c, "segment vaddr");
+			rec->u.module.segs[i].memsz = cur_varint(c, "segment size");
+			rec->u.module.segs[i].flags = cur_u32(c, "segment flags");
+		}
+		break;
+	}
+	case TF_TAG_UNLOAD:
+		CM_TRY(take_seq(dec, c, st, rec));
+		rec->u.unload.id = cur_u32(c, "module id");
+		break;
+	default:
+		return fail(dec, -CM_E_CORRUPT, rec->off,
+			    "unknown record tag 0x%02x in a chunk", rec->tag);
+	}
+	return 0;
+}
+
+static int parse_top_record(struct tf_dec *dec, struct cur *c, struct tf_record *rec)
+{
+	if (!dec->seen_process && rec->tag != TF_TAG_PROCESS)
+		return fail(dec, -CM_E_CORRUPT, rec->off,
+			    "first record is %s, not process", tf_tag_name(rec->tag));
+	switch (rec->tag) {
+	case TF_TAG_PROCESS:
+		if (dec->seen_process)
+			return fail(dec, -CM_E_CORRUPT, rec->off, "second process record");
+		rec->u.process.pid = cur_u32(c, "pid");
+		rec->u.process.ppid = cur_u32(c, "ppid");
+		rec->u.process.start_unix_ns = cur_varint(c, "start time");
+		rec->u.process.page_size = cur_u32(c, "page size");
+		rec->u.process.exe = (const char *)cur_bytes(c, &rec->u.process.exe_len,
+							     TF_MAX_STR_BYTES, "exe");
+		rec->u.process.cmdline = (const char *)cur_bytes(
+			c, &rec->u.process.cmdline_len, TF_MAX_STR_BYTES, "command line");
+		break;
+	case TF_TAG_CHUNK: {
+		rec->u.chunk.stream = cur_u32(c, "chunk stream");
+		uint64_t len = cur_varint(c, "chunk length");
+		if (c->short_input || c->bad)
+			break;
+		if (rec->u.chunk.stream >= TF_MAX_STREAMS)
+			return fail(dec, -CM_E_LIMIT, rec->off, "stream id %u over the limit %u",
+				    rec->u.chunk.stream, TF_MAX_STREAMS);
+		if (len > TF_MAX_CHUNK_BYTES || len == 0)
+			return fail(dec, -CM_E_LIMIT, rec->off, "chunk length %llu out of range",
+				    (unsigned long long)len);
+		rec->u.chunk.len = (uint32_t)len;
+		break;
+	}
+	case TF_TAG_TICK:
+		rec->u.tick.watermark = cur_varint(c, "watermark");
+		rec->u.tick.time_ns = cur_varint(c, "time");
+		rec->u.tick.rss_bytes = cur_varint(c, "rss");
+		break;
+	case TF_TAG_END:
+		rec->u.end.time_ns = cur_varint(c, "time");
+		rec->u.end.n_events = cur_varint(c, "event count");
+		break;
+	default:
+		return fail(dec, -CM_E_CORRUPT, rec->off, "unknown record tag 0x%02x",
+			    rec->tag);
+	}
+	return 0;
+}
+
+int tf_dec_next(struct tf_dec *dec, struct tf_record *rec)
+{
+	if (dec->err)
+		return dec->err;
+	if (dec->done)
+		return 0;
+	if (dec->end - dec->pos < TF_MAX_RECORD_BYTES)
+		CM_TRY(fill(dec, TF_MAX_RECORD_BYTES));
+
+	uint64_t off = dec->out_base + dec->pos;
+	if (dec->pos == dec->end) {
+		/* Clean end of the decompressed stream. */
+		if (dec->chunk_left)
+			return fail(dec, -CM_E_TRUNCATED, off, "input ends inside a chunk");
+		if (dec->seen_end) {
+			if (dec->frame_open)
+				return fail(dec, -CM_E_TRUNCATED, off,
+					    "input ends inside a zstd frame");
+			dec->done = 1;
+			return 0;
+		}
+		return fail(dec, -CM_E_TRUNCATED, off, "no end record%s",
+			    dec->frame_open ? " (input ends inside a zstd frame)" : "");
+	}
+	if (dec->seen_end)
+		return fail(dec, -CM_E_CORRUPT, off, "data after the end record");
+
+	struct cur c = { dec->out + dec->pos, dec->out + dec->end, 0, 0, NULL };
+	int in_chunk = dec->chunk_left > 0;
+	if (in_chunk && dec->chunk_left < (uint64_t)(c.end - c.p))
+		c.end = c.p + dec->chunk_left;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->off = off;
+	rec->tag = (enum tf_tag)*c.p++;
+	if (in_chunk)
+		CM_TRY(parse_stream_record(dec, &c, rec));
+	else
+		CM_TRY(parse_top_record(dec, &c, rec));
+
+	if (c.bad == 2)
+		return fail(dec, -CM_E_LIMIT, off, "%s: %s longer than its limit",
+			    tf_tag_name(rec->tag), c.what);
+	if (c.bad)
+		return fail(dec, -CM_E_CORRUPT, off, "%s: bad varint in %s",
+			    tf_tag_name(rec->tag), c.what);
+	if (c.short_input) {
+		if (in_chunk && c.end < dec->out + dec->end)
+			return fail(dec, -CM_E_CORRUPT, off,
+				    "%s: record crosses the end of its chunk (%s)",
+				    tf_tag_name(rec->tag), c.what);
+		if (dec->dstream_eof)
+			return fail(dec, -CM_E_TRUNCATED, off, "input ends inside a record (%s)",
+				    tf_tag_name(rec->tag));
+		return fail(dec, -CM_E_LIMIT, off, "%s record longer than %u bytes",
+			    tf_tag_name(rec->tag), TF_MAX_RECORD_BYTES);
+	}
+
+	size_t used = (size_t)(c.p - (dec->out + dec->pos));
+	dec->pos += used;
+	if (in_chunk) {
+		dec->chunk_left -= used;
+	} else if (rec->tag == TF_TAG_CHUNK) {
+		dec->chunk_left = rec->u.chunk.len;
+		dec->chunk_stream = rec->u.chunk.stream;
+	} else if (rec->tag == TF_TAG_PROCESS) {
+		dec->seen_process = 1;
+	} else if (rec->tag == TF_TAG_END) {
+		dec->seen_end = 1;
+	}
+	return 1;
+}
+
+const char *tf_tag_name(enum tf_tag tag)
+{
+	switch (tag) {
+	case TF_TAG_PROCESS: return "process";
+	case TF_TAG_CHUNK: return "chunk";
+	case TF_TAG_TICK: return "tick";
+	case TF_TAG_END: return "end";
+	case TF_TAG_THREAD: return "thread";
+	case TF_TAG_NODE: return "node";
+	case TF_TAG_ALLOC: return "alloc";
+	case TF_TAG_FREE: return "free";
+	case TF_TAG_MODULE: return "module";
+	case TF_TAG_UNLOAD: return "unload";
+	}
+	return "?";
+}
+
+const char *tf_kind_name(enum tf_kind kind)
+{
+	static const char *const names[TF_KIND_COUNT] = {
+		"malloc", "calloc", "realloc", "reallocarray", "posix_memalign",
+		"aligned_alloc", "memalign", "valloc", "pvalloc", "free",
+	};
+
+	return (unsigned)kind < TF_KIND_COUNT ? names[kind] : "?";
+}

@@ -1,0 +1,46 @@
+/* Trace encoder: records -> caller buffer. Never allocates, never calls into
+ * libc beyond memcpy, so the recorder can use it inside malloc. Encodings
+ * are specified in docs/trace-format.md. */
+#ifndef TF_ENC_H
+#define TF_ENC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tf_records.h"
+
+/* Write the 16-byte file header into buf (TF_HEADER_BYTES). */
+void tf_enc_header(uint8_t buf[TF_HEADER_BYTES], uint32_t flags);
+
+/* Event records. buf must have room for TF_MAX_EVENT_BYTES; st is the
+ * stream's delta state (zero-initialized for a new stream) and is updated.
+ * seq must be greater than the stream's previous seq. Return bytes written. */
+size_t tf_enc_thread(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
+		     uint32_t tid, const char *name, size_t name_len);
+size_t tf_enc_node(uint8_t *buf, struct tf_stream_state *st, uint32_t id,
+		   uint32_t parent, uint64_t addr);
+size_t tf_enc_alloc(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
+		    enum tf_kind kind, uint32_t node, uint64_t size, uint64_t addr);
+size_t tf_enc_free(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
+		   enum tf_kind kind, uint64_t addr);
+size_t tf_enc_unload(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
+		     uint32_t id);
+
+/* Records with strings: write into (buf, cap). Return bytes written, or
+ * -CM_E_LIMIT when a field exceeds its limit in tf_records.h or the record
+ * does not fit in cap. Strings are cut by the caller, not here. */
+int tf_enc_module(uint8_t *buf, size_t cap, struct tf_stream_state *st,
+		  uint64_t seq, uint32_t id, uint64_t base, const char *path,
+		  size_t path_len, const uint8_t *build_id, size_t build_id_len,
+		  const struct tf_segment *segs, uint32_t n_segs);
+int tf_enc_process(uint8_t *buf, size_t cap, uint32_t pid, uint32_t ppid,
+		   uint64_t start_unix_ns, uint32_t page_size, const char *exe,
+		   size_t exe_len, const char *cmdline, size_t cmdline_len);
+
+/* Top-level fixed records; buf needs TF_MAX_EVENT_BYTES. Return bytes. */
+size_t tf_enc_chunk_head(uint8_t *buf, uint32_t stream, uint32_t len);
+size_t tf_enc_tick(uint8_t *buf, uint64_t watermark, uint64_t time_ns,
+		   uint64_t rss_bytes);
+size_t tf_enc_end(uint8_t *buf, uint64_t time_ns, uint64_t n_events);
+
+#endif

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install what memrec/memana need on Debian 12 (bookworm). Idempotent; prints
+# nothing and runs no apt when every package is already installed.
+# This is the single place that knows the project's dependencies.
+set -eu
+
+PKGS="gcc make pkg-config libc6-dev
+libzstd-dev libunwind-dev libsqlite3-dev libdw-dev libelf-dev
+libcmocka-dev sqlite3 python3 perl"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
