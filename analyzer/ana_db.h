@@ -1,0 +1,50 @@
+/* The SQLite database of a replayed, symbolized trace. The schema and its
+ * views are documented in docs/schema.md; the database alone is enough to
+ * report later. */
+#ifndef ANA_DB_H
+#define ANA_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ana_replay.h"
+
+#define ANA_DB_SCHEMA_VERSION 1
+
+struct ana_db;
+struct sqlite3;
+
+/* Create a new database at path (":memory:" for an in-memory one), write the
+ * schema and open the write transaction. The file must not exist or be
+ * empty (the caller decides about overwriting). Returns 0 and sets *out (free with
+ * ana_db_free()), or -CM_E_SQLITE / -ENOMEM with errmsg (cap bytes) set. */
+int ana_db_create(struct ana_db **out, const char *path, char *errmsg, size_t cap);
+
+/* Open an existing database read-only and check its schema version.
+ * Returns 0, or -CM_E_SQLITE / -CM_E_VERSION / -ENOMEM with errmsg set. */
+int ana_db_open(struct ana_db **out, const char *path, char *errmsg, size_t cap);
+
+/* Append a timeline point; an ana_tick_fn (ctx is the struct ana_db).
+ * Returns 0 or -CM_E_SQLITE. */
+int ana_db_add_tick(void *ctx, uint64_t time_ns, uint64_t heap_bytes,
+		    uint64_t rss_bytes);
+
+/* Symbolize the used nodes of prof (ana_profile_mark_used() is called here)
+ * with libdw, store the metadata, modules, addresses, frames, nodes and
+ * sites, and commit. trace_path is stored in meta. debug_path is passed to
+ * ana_sym_set_debug_path() when not NULL. Returns 0, -ENOMEM or
+ * -CM_E_SQLITE with errmsg set. */
+int ana_db_store(struct ana_db *db, struct ana_profile *prof, const char *trace_path,
+		 const char *debug_path, char *errmsg, size_t cap);
+
+/* The SQLite handle (borrowed). */
+struct sqlite3 *ana_db_sqlite(struct ana_db *db);
+
+/* Close; an open transaction is rolled back. NULL is allowed. */
+void ana_db_free(struct ana_db *db);
+
+/* Is the file at path a SQLite database (by its 16-byte magic)? Returns 1,
+ * 0 (readable, not SQLite), or -errno. */
+int ana_db_is_db_file(const char *path);
+
+#endif

@@ -1,0 +1,148 @@
+/* Replay of a trace: merges the per-thread streams in seq order at every
+ * TICK and aggregates allocations per stack node. Memory grows with the
+ * live allocations and the distinct stacks, never with the trace length. */
+#ifndef ANA_REPLAY_H
+#define ANA_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ana_util.h"
+#include "tf_records.h"
+
+#define ANA_NO_PARENT UINT32_MAX /* parent_idx of an outermost node */
+#define ANA_PARENT_PENDING (UINT32_MAX - 1) /* parent not defined yet */
+
+/* One stack trie node and the aggregates of allocations whose leaf it is.
+ * See docs/schema.md "Definitions" for peak, leaked and temporary. */
+struct ana_node {
+	uint32_t id;           /* trie id from the trace (> 0) */
+	uint32_t parent_id;    /* trie id of the parent, TF_NODE_ROOT for none */
+	uint32_t parent_idx;   /* index of the parent in profile->nodes,
+				* ANA_NO_PARENT, or ANA_PARENT_PENDING while the
+				* parent's NODE record has not been read */
+	uint8_t used;          /* nonzero: a site or an ancestor of one (set by
+				* ana_profile_mark_used()) */
+	uint8_t resolved;      /* nonzero: every ancestor is defined */
+	uint64_t addr;         /* return address (TF_ADDR_TRUNCATED: cut) */
+	uint64_t alloc_calls;  /* allocation calls, failed ones included */
+	uint64_t alloc_bytes;  /* bytes requested by the calls that succeeded */
+	uint64_t temp_calls;   /* temporary allocations */
+	uint64_t temp_bytes;   /* their bytes */
+	uint64_t live_blocks;  /* live now; at the end of replay: leaked */
+	uint64_t live_bytes;
+	uint64_t peak_blocks;  /* live at the global heap peak (final after replay) */
+	uint64_t peak_bytes;
+	uint64_t peak_epoch;   /* internal: epoch of the last peak snapshot */
+};
+
+/* A module (ELF object) as recorded by a MODULE record. */
+struct ana_module {
+	uint32_t trace_id;        /* id in the trace (unique while loaded) */
+	char *path;               /* owned; "" replaced by the executable */
+	uint8_t build_id[TF_MAX_BUILD_ID_BYTES];
+	uint32_t build_id_len;    /* bytes, 0 = none */
+	uint64_t base;            /* load bias */
+	uint32_t n_segs;
+	struct tf_segment *segs;  /* owned, n_segs entries */
+	uint64_t load_seq;        /* seq of the MODULE record */
+	uint64_t unload_seq;      /* seq of its UNLOAD record, 0 = still loaded */
+};
+
+/* A thread stream. */
+struct ana_thread {
+	uint32_t stream;       /* stream id */
+	uint32_t tid;          /* kernel thread id, 0 if no THREAD record */
+	char name[17];         /* NUL-terminated, may be empty */
+	uint64_t seq;          /* seq of its THREAD record */
+	uint64_t n_allocs;     /* allocation calls made on this stream */
+};
+
+struct ana_totals {
+	uint64_t allocations;        /* allocation calls (failed included) */
+	uint64_t failed_allocations; /* calls that returned NULL */
+	uint64_t bytes_allocated;    /* bytes requested by successful calls */
+	uint64_t frees;              /* free() records (not realloc's) */
+	uint64_t temporary;          /* temporary allocations */
+	uint64_t temporary_bytes;
+	uint64_t peak_heap_bytes;    /* largest live heap */
+	uint64_t peak_time_ns;       /* time of the tick that released the peak */
+	uint64_t peak_rss_bytes;     /* largest RSS sample */
+	uint64_t leaked_allocations; /* live at the end */
+	uint64_t leaked_bytes;
+	uint64_t unmatched_frees;    /* frees of addresses not live (allocated
+				      * before recording started) */
+	uint64_t inconsistent;       /* alloc at an address already live */
+	uint64_t late_events;        /* events below an earlier watermark */
+	uint64_t n_ticks;
+};
+
+/* The result of a replay. Free with ana_profile_free(). */
+struct ana_profile {
+	uint32_t format_version, format_flags;
+	uint32_t pid, ppid, page_size;
+	uint64_t start_unix_ns;    /* ns since the epoch */
+	char *exe;                 /* owned, NUL-terminated */
+	char *command;             /* owned: arguments joined by spaces */
+	bool complete;             /* END record seen */
+	uint64_t truncated_at;     /* file bytes read when truncation was seen */
+	uint64_t duration_ns;      /* END time, else the last tick's */
+	uint64_t end_n_events;     /* from the END record */
+	uint64_t temporary_gap;    /* option used */
+	struct ana_totals totals;
+
+	struct ana_node *nodes;    /* in definition order */
+	size_t n_nodes, nodes_cap;
+	struct ana_map32 node_index; /* trie id -> index in nodes */
+
+	struct ana_module *modules; /* in load order */
+	size_t n_modules, modules_cap;
+
+	struct ana_thread *threads; /* in first-seen order */
+	size_t n_threads, threads_cap;
+};
+
+/* Called after each TICK's events are replayed: time_ns since the trace
+ * started, live heap bytes, rss_bytes (0 = not sampled). Returning < 0 stops
+ * the replay with that error. */
+typedef int (*ana_tick_fn)(void *ctx, uint64_t time_ns, uint64_t heap_bytes,
+			   uint64_t rss_bytes);
+
+struct ana_replay_opts {
+	uint64_t temporary_gap; /* other allocations allowed in between (0) */
+	ana_tick_fn on_tick;    /* may be NULL */
+	void *tick_ctx;
+};
+
+/* Replay the trace at path. opts may be NULL (defaults). On success *out is
+ * a new profile (caller frees with ana_profile_free()); a truncated trace is
+ * a success with complete = false. Returns 0, -errno, or -CM_E_* from the
+ * decoder or for an inconsistent trace (-CM_E_CORRUPT); errmsg (cap bytes,
+ * may be NULL) then holds one line naming the file and the byte offset. */
+int ana_replay_path(const char *path, const struct ana_replay_opts *opts,
+		    struct ana_profile **out, char *errmsg, size_t cap);
+
+/* Same over memory (data borrowed during the call); name is used in
+ * messages. */
+int ana_replay_mem(const void *data, size_t len, const char *name,
+		   const struct ana_replay_opts *opts, struct ana_profile **out,
+		   char *errmsg, size_t cap);
+
+/* The node with trie id, or NULL. */
+const struct ana_node *ana_profile_node(const struct ana_profile *prof, uint32_t id);
+
+/* Set node->used for every node with allocations and for its ancestors
+ * (every such node is resolved: its whole chain was checked at replay);
+ * returns how many nodes are used. */
+size_t ana_profile_mark_used(struct ana_profile *prof);
+
+/* The module whose segment holds addr (the most recently loaded one when
+ * several did), or NULL. Linear in the number of modules. */
+const struct ana_module *ana_profile_module_at(const struct ana_profile *prof,
+					       uint64_t addr);
+
+/* Free prof and everything it owns; NULL is allowed. */
+void ana_profile_free(struct ana_profile *prof);
+
+#endif

@@ -1,0 +1,66 @@
+/* Reports, read from the database only (one code path for traces and
+ * databases): the summary and the four top lists, as text or JSON. */
+#ifndef ANA_REPORT_H
+#define ANA_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ana_db.h"
+
+/* The four lists, each ranked by its own measure (docs/schema.md). */
+enum ana_list {
+	ANA_LIST_ALLOCATIONS = 0, /* calls made, bytes requested; by calls */
+	ANA_LIST_PEAK = 1,        /* blocks and bytes live at the peak; by bytes */
+	ANA_LIST_LEAKED = 2,      /* blocks and bytes never freed; by bytes */
+	ANA_LIST_TEMPORARY = 3,   /* temporary calls and their bytes; by calls */
+	ANA_N_LISTS = 4,
+};
+
+struct ana_report_frame {
+	char *function; /* owned; never NULL ("lib.so+0x12" when unresolved) */
+	char *file;     /* owned; "" when unknown */
+	uint32_t line;  /* 0 when unknown */
+	char *module;   /* owned; module path, "" when unknown */
+};
+
+struct ana_report_site {
+	uint64_t node_id;
+	uint64_t calls; /* the list's own count */
+	uint64_t bytes; /* the list's own bytes */
+	struct ana_report_frame *frames; /* owned; innermost first, starting at
+					  * the caller of the allocation function */
+	size_t n_frames;
+};
+
+struct ana_report {
+	uint32_t pid, ppid;
+	char *exe, *command, *trace; /* owned, never NULL */
+	bool complete;
+	uint64_t duration_ns, start_unix_ns, truncated_at, temporary_gap;
+	uint64_t allocations, failed_allocations, bytes_allocated, frees;
+	uint64_t temporary, temporary_bytes;
+	uint64_t peak_heap_bytes, peak_time_ns, peak_rss_bytes;
+	uint64_t leaked_allocations, leaked_bytes;
+	uint64_t unmatched_frees, inconsistent;
+	struct ana_report_site *sites[ANA_N_LISTS]; /* owned */
+	size_t n_sites[ANA_N_LISTS];
+};
+
+/* Read the summary and the top sites of each list (top per list; 0 reads
+ * only the summary) from db. Returns 0 and sets *out (free with
+ * ana_report_free()), or -CM_E_SQLITE / -ENOMEM with errmsg (cap) set. */
+int ana_report_load(struct ana_db *db, const char *name, unsigned top,
+		    struct ana_report **out, char *errmsg, size_t cap);
+
+/* Print the human report (sizes in KiB/MiB) to f. */
+void ana_report_print_text(const struct ana_report *rep, FILE *f);
+
+/* Print the report as one JSON object (the shape of issue 2) to f. */
+void ana_report_print_json(const struct ana_report *rep, FILE *f);
+
+void ana_report_free(struct ana_report *rep);
+
+#endif

@@ -1,0 +1,733 @@
+/* memana: subcommand dispatch (report, ingest, check, dump). Results go to
+ * stdout, diagnostics to stderr in git's wording; exit 0 ok, 1 check
+ * breach, 2 usage, 3 bad input or runtime error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ana_db.h"
+#include "ana_ingest.h"
+#include "ana_replay.h"
+#include "ana_report.h"
+#include "ana_util.h"
+#include "cm_err.h"
+#include "tf_dec.h"
+
+#ifndef MEMANA_VERSION
+#define MEMANA_VERSION "0.1"
+#endif
+
+#define EXIT_BREACH 1
+#define EXIT_USAGE 2
+#define EXIT_ERROR 3
+#define ERRMSG_CAP 512
+
+static const char usage_main[] =
+	"usage: memana <command> [<args>]\n"
+	"\n"
+	"Analyze a heap trace written by memrec.\n"
+	"\n"
+	"commands:\n"
+	"  report TRACE|DB [--top N] [--json] [--temporary-gap N]\n"
+	"                  summary and top call sites (allocations, peak, leaks,\n"
+	"                  temporary allocations), as text or JSON\n"
+	"  ingest TRACE [-o DB] [--force] [--temporary-gap N]\n"
+	"                  replay, symbolize and store in a SQLite database\n"
+	"                  (schema: docs/schema.md)\n"
+	"  check TRACE|DB [--max-leaked SIZE] [--max-peak SIZE] [--max-allocations N]\n"
+	"                  exit status 1 when a limit is exceeded (CI gate)\n"
+	"  dump TRACE      print every record of the trace, one per line\n"
+	"\n"
+	"options:\n"
+	"  -h, --help      show help (also: memana <command> --help)\n"
+	"  --version       show the version\n"
+	"\n"
+	"exit status: 0 ok, 1 check limit exceeded, 2 usage error, 3 bad input or\n"
+	"runtime error\n";
+
+static const char definitions[] =
+	"definitions:\n"
+	"  peak       the moment the total live heap (bytes requested and not yet\n"
+	"             freed) is largest, in the true order of events across threads;\n"
+	"             its time is that of the tick that released the event (ms since\n"
+	"             the start). The peak list ranks the call sites by the bytes they\n"
+	"             held live at that moment. Peak RSS is the largest RSS sample.\n"
+	"  leaked     allocated and never freed by the end of a complete trace (for a\n"
+	"             truncated trace: still live where the trace ends).\n"
+	"  temporary  freed by free() with no other allocation by the allocating\n"
+	"             thread in between (heaptrack's definition); --temporary-gap N\n"
+	"             allows up to N allocations in between. realloc does not count.\n"
+	"  churn      call sites with many temporary allocations: the temporary list,\n"
+	"             ranked by calls.\n"
+	"  In each list, \"calls\" and \"bytes\" measure the list's own thing: calls\n"
+	"  made and bytes requested (allocations), blocks and bytes live at the peak\n"
+	"  (peak), blocks and bytes never freed (leaked), temporary calls and their\n"
+	"  bytes (temporary). Allocation calls include failed ones (no bytes); frees\n"
+	"  count free() calls, not realloc's release of the old block.\n";
+
+static const char usage_report[] =
+	"usage: memana report TRACE|DB [--top N] [--json] [--temporary-gap N]\n"
+	"\n"
+	"Print the summary (command, duration, allocation calls, bytes allocated,\n"
+	"frees, temporary allocations, peak heap and its time, peak RSS, leaks,\n"
+	"whether the trace is complete) and the top call sites of four lists, each\n"
+	"with its symbolized backtrace starting at the caller of the allocation\n"
+	"function. A trace is ingested into an in-memory database first; a database\n"
+	"written by `memana ingest` is read as is.\n"
+	"\n"
+	"  --top N            sites per list (default 10)\n"
+	"  --json             one JSON object (sizes exact, in bytes)\n"
+	"  --temporary-gap N  allocations allowed between a temporary allocation\n"
+	"                     and its free (default 0; traces only)\n"
+	"  --debug-path P     separate debug info search path (elfutils syntax)\n"
+	"\n";
+
+static const char usage_ingest[] =
+	"usage: memana ingest TRACE [-o DB] [--force] [--temporary-gap N]\n"
+	"\n"
+	"Replay TRACE, symbolize every distinct address once (libdw) and write a\n"
+	"SQLite database (default: TRACE with .zst replaced by .db). The database\n"
+	"alone is enough to report later. Schema: docs/schema.md.\n"
+	"\n"
+	"  -o, --output DB    database to write\n"
+	"  -f, --force        overwrite an existing database\n"
+	"  --temporary-gap N  see memana report --help (default 0)\n"
+	"  --debug-path P     separate debug info search path (elfutils syntax)\n";
+
+static const char usage_check[] =
+	"usage: memana check TRACE|DB [--max-leaked SIZE] [--max-peak SIZE]\n"
+	"                             [--max-allocations N] [-q]\n"
+	"\n"
+	"Exit with status 1 and one line per exceeded limit, 0 when all hold.\n"
+	"SIZE is bytes or a number with K, M, G (KiB, MiB, GiB; 1024 multiples).\n"
+	"\n"
+	"  --max-leaked SIZE     leaked bytes\n"
+	"  --max-peak SIZE       peak heap bytes\n"
+	"  --max-allocations N   allocation calls\n"
+	"  --temporary-gap N     see memana report --help\n"
+	"  -q, --quiet           print nothing when the check passes\n";
+
+static const char usage_dump[] =
+	"usage: memana dump TRACE\n"
+	"\n"
+	"Print every record of TRACE as one line, in file order:\n"
+	"@OFFSET TAG field=value ... (OFFSET: byte in the decompressed stream).\n"
+	"A corrupt trace ends with the decoder's error (exit 3); a truncated one\n"
+	"with a warning (exit 0).\n";
+
+static void err_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void err_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("memana: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int usage_error(const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int usage_error(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("memana: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	/* The first line of the usage text. */
+	const char *nl = strchr(usage, '\n');
+	fprintf(stderr, "%.*s\n", (int)(nl ? nl - usage : (long)strlen(usage)), usage);
+	return EXIT_USAGE;
+}
+
+static int bad_option(const char *usage, char **argv)
+{
+	if (optopt)
+		return usage_error(usage, "unknown or incomplete option '-%c'", optopt);
+	return usage_error(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+enum input_kind { INPUT_TRACE, INPUT_DB };
+
+/* Is path a trace or a database? Prints the error and returns -1 when it is
+ * neither or cannot be read. */
+static int detect_input(const char *path, enum input_kind *kind)
+{
+	unsigned char buf[16];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat stt;
+
+	if (fd < 0) {
+		err_msg("cannot open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &stt) == 0 && S_ISDIR(stt.st_mode)) {
+		close(fd);
+		err_msg("cannot read '%s': %s", path, strerror(EISDIR));
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+		err_msg("cannot read '%s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (n == 16 && !memcmp(buf, "SQLite format 3", 16)) {
+		*kind = INPUT_DB;
+		return 0;
+	}
+	if (n >= TF_MAGIC_BYTES && !memcmp(buf, TF_MAGIC, TF_MAGIC_BYTES)) {
+		*kind = INPUT_TRACE;
+		return 0;
+	}
+	err_msg("'%s' is not a memrec trace or database", path);
+	return -1;
+}
+
+static void warn_truncated(const char *path, uint64_t at)
+{
+	fflush(stdout);
+	fprintf(stderr,
+		"memana: warning: '%s' is truncated at byte %" PRIu64
+		": the program did not finish recording\n",
+		path, at);
+}
+
+struct input_opts {
+	uint64_t temporary_gap;
+	bool gap_set;
+	const char *debug_path;
+};
+
+/* Open path as a database: read it, or ingest a trace into memory. Prints
+ * errors; returns 0 or -1. */
+static int open_input(const char *path, const struct input_opts *io, struct ana_db **db)
+{
+	char errmsg[ERRMSG_CAP] = "";
+	enum input_kind kind;
+	int rc;
+
+	if (detect_input(path, &kind) < 0)
+		return -1;
+	if (kind == INPUT_DB) {
+		rc = ana_db_open(db, path, errmsg, sizeof(errmsg));
+		if (rc < 0) {
+			err_msg("%s", errmsg[0] ? errmsg : cm_strerror(rc));
+			return -1;
+		}
+		if (io->gap_set)
+			fprintf(stderr, "memana: warning: --temporary-gap is ignored for a "
+					"database ('%s' keeps the value it was ingested with)\n",
+				path);
+		return 0;
+	}
+	struct ana_ingest_opts o = { io->temporary_gap, io->debug_path };
+	struct ana_ingest_info info;
+
+	rc = ana_ingest(path, ":memory:", &o, db, &info, errmsg, sizeof(errmsg));
+	if (rc < 0) {
+		err_msg("%s", errmsg[0] ? errmsg : cm_strerror(rc));
+		return -1;
+	}
+	if (!info.complete)
+		warn_truncated(path, info.truncated_at);
+	return 0;
+}
+
+static int parse_u64_opt(const char *usage, const char *opt, const char *arg,
+			 uint64_t *out)
+{
+	if (ana_parse_u64(arg, out) < 0) {
+		usage_error(usage, "%s expects a non-negative integer, not '%s'", opt, arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- report -------------------------------------------------------------- */
+
+enum {
+	OPT_TOP = 256,
+	OPT_JSON,
+	OPT_GAP,
+	OPT_DEBUG_PATH,
+	OPT_MAX_LEAKED,
+	OPT_MAX_PEAK,
+	OPT_MAX_ALLOCS,
+};
+
+static int cmd_report(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "top", required_argument, NULL, OPT_TOP },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "temporary-gap", required_argument, NULL, OPT_GAP },
+		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct input_opts io = { 0 };
+	uint64_t top = 10;
+	bool json = false;
+	struct ana_db *db = NULL;
+	struct ana_report *rep = NULL;
+	char errmsg[ERRMSG_CAP] = "";
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_TOP:
+			if (parse_u64_opt(usage_report, "--top", optarg, &top) < 0)
+				return EXIT_USAGE;
+			if (top > 1000000)
+				top = 1000000;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_GAP:
+			if (parse_u64_opt(usage_report, "--temporary-gap", optarg,
+					  &io.temporary_gap) < 0)
+				return EXIT_USAGE;
+			io.gap_set = true;
+			break;
+		case OPT_DEBUG_PATH:
+			io.debug_path = optarg;
+			break;
+		case 'h':
+			fputs(usage_report, stdout);
+			fputs(definitions, stdout);
+			return 0;
+		default:
+			return bad_option(usage_report, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_report, argc - optind ? "too many arguments"
+							       : "missing TRACE or DB");
+	const char *path = argv[optind];
+	if (open_input(path, &io, &db) < 0)
+		return EXIT_ERROR;
+	int rc = ana_report_load(db, path, (unsigned)top, &rep, errmsg, sizeof(errmsg));
+	if (rc < 0) {
+		err_msg("%s", errmsg);
+		ana_db_free(db);
+		return EXIT_ERROR;
+	}
+	if (json)
+		ana_report_print_json(rep, stdout);
+	else
+		ana_report_print_text(rep, stdout);
+	ana_report_free(rep);
+	ana_db_free(db);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		err_msg("cannot write the report: %s", strerror(errno));
+		return EXIT_ERROR;
+	}
+	return 0;
+}
+
+/* ---- ingest ------------------------------------------------------------------ */
+
+static char *default_db_path(const char *trace)
+{
+	size_t len = strlen(trace);
+	char *p;
+
+	if (len > 4 && !strcmp(trace + len - 4, ".zst"))
+		len -= 4;
+	p = malloc(len + 4);
+	if (!p)
+		return NULL;
+	memcpy(p, trace, len);
+	memcpy(p + len, ".db", 4);
+	return p;
+}
+
+static int cmd_ingest(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "temporary-gap", required_argument, NULL, OPT_GAP },
+		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ana_ingest_opts o = { 0 };
+	struct ana_ingest_info info;
+	const char *out = NULL;
+	char *def = NULL, *tmp = NULL;
+	bool force = false;
+	char errmsg[ERRMSG_CAP] = "";
+	struct ana_db *db = NULL;
+	enum input_kind kind;
+	int c, status = EXIT_ERROR;
+
+	while ((c = getopt_long(argc, argv, "o:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case OPT_GAP:
+			if (parse_u64_opt(usage_ingest, "--temporary-gap", optarg,
+					  &o.temporary_gap) < 0)
+				return EXIT_USAGE;
+			break;
+		case OPT_DEBUG_PATH:
+			o.debug_path = optarg;
+			break;
+		case 'h':
+			fputs(usage_ingest, stdout);
+			return 0;
+		default:
+			return bad_option(usage_ingest, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_ingest, argc - optind ? "too many arguments"
+							       : "missing TRACE");
+	const char *trace = argv[optind];
+	if (detect_input(trace, &kind) < 0)
+		return EXIT_ERROR;
+	if (kind != INPUT_TRACE) {
+		err_msg("'%s' is a database, not a trace", trace);
+		return EXIT_ERROR;
+	}
+	if (!out) {
+		def = default_db_path(trace);
+		if (!def) {
+			err_msg("out of memory");
+			return EXIT_ERROR;
+		}
+		out = def;
+	}
+	if (!force && access(out, F_OK) == 0) {
+		err_msg("'%s' already exists (use --force to overwrite)", out);
+		goto out;
+	}
+	/* Write next to the target, then rename: no half-written database. */
+	size_t tlen = strlen(out) + 32;
+	tmp = malloc(tlen);
+	if (!tmp) {
+		err_msg("out of memory");
+		goto out;
+	}
+	snprintf(tmp, tlen, "%s.tmp%ld", out, (long)getpid());
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		err_msg("cannot create '%s': %s", out, strerror(errno));
+		goto out;
+	}
+	close(fd);
+	if (ana_ingest(trace, tmp, &o, &db, &info, errmsg, sizeof(errmsg)) < 0) {
+		err_msg("%s", errmsg);
+		unlink(tmp);
+		goto out;
+	}
+	ana_db_free(db);
+	if (rename(tmp, out) < 0) {
+		err_msg("cannot write '%s': %s", out, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (!info.complete)
+		warn_truncated(trace, info.truncated_at);
+	status = 0;
+out:
+	free(def);
+	free(tmp);
+	return status;
+}
+
+/* ---- check ------------------------------------------------------------------ */
+
+static int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "max-leaked", required_argument, NULL, OPT_MAX_LEAKED },
+		{ "max-peak", required_argument, NULL, OPT_MAX_PEAK },
+		{ "max-allocations", required_argument, NULL, OPT_MAX_ALLOCS },
+		{ "temporary-gap", required_argument, NULL, OPT_GAP },
+		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct input_opts io = { 0 };
+	uint64_t max_leaked = 0, max_peak = 0, max_allocs = 0;
+	bool has_leaked = false, has_peak = false, has_allocs = false, quiet = false;
+	struct ana_db *db = NULL;
+	struct ana_report *rep = NULL;
+	char errmsg[ERRMSG_CAP] = "";
+	int c, status = 0;
+
+	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_MAX_LEAKED:
+		case OPT_MAX_PEAK:
+			if (ana_parse_size(optarg, c == OPT_MAX_PEAK ? &max_peak : &max_leaked) < 0)
+				return usage_error(usage_check,
+						   "%s expects a size (bytes, or K/M/G), not '%s'",
+						   c == OPT_MAX_PEAK ? "--max-peak" : "--max-leaked",
+						   optarg);
+			if (c == OPT_MAX_PEAK)
+				has_peak = true;
+			else
+				has_leaked = true;
+			break;
+		case OPT_MAX_ALLOCS:
+			if (parse_u64_opt(usage_check, "--max-allocations", optarg, &max_allocs) < 0)
+				return EXIT_USAGE;
+			has_allocs = true;
+			break;
+		case OPT_GAP:
+			if (parse_u64_opt(usage_check, "--temporary-gap", optarg,
+					  &io.temporary_gap) < 0)
+				return EXIT_USAGE;
+			io.gap_set = true;
+			break;
+		case OPT_DEBUG_PATH:
+			io.debug_path = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fputs(usage_check, stdout);
+			return 0;
+		default:
+			return bad_option(usage_check, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_check, argc - optind ? "too many arguments"
+							      : "missing TRACE or DB");
+	const char *path = argv[optind];
+	if (open_input(path, &io, &db) < 0)
+		return EXIT_ERROR;
+	if (ana_report_load(db, path, 0, &rep, errmsg, sizeof(errmsg)) < 0) {
+		err_msg("%s", errmsg);
+		ana_db_free(db);
+		return EXIT_ERROR;
+	}
+	if (has_leaked && rep->leaked_bytes > max_leaked) {
+		fprintf(stderr,
+			"memana: check failed: leaked %" PRIu64 " bytes > limit %" PRIu64
+			" bytes\n",
+			rep->leaked_bytes, max_leaked);
+		status = EXIT_BREACH;
+	}
+	if (has_peak && rep->peak_heap_bytes > max_peak) {
+		fprintf(stderr,
+			"memana: check failed: peak heap %" PRIu64 " bytes > limit %" PRIu64
+			" bytes\n",
+			rep->peak_heap_bytes, max_peak);
+		status = EXIT_BREACH;
+	}
+	if (has_allocs && rep->allocations > max_allocs) {
+		fprintf(stderr,
+			"memana: check failed: %" PRIu64 " allocations > limit %" PRIu64 "\n",
+			rep->allocations, max_allocs);
+		status = EXIT_BREACH;
+	}
+	if (!status && !quiet)
+		fprintf(stderr, "memana: check passed\n");
+	ana_report_free(rep);
+	ana_db_free(db);
+	return status;
+}
+
+/* ---- dump ------------------------------------------------------------------- */
+
+static void dump_str(const char *s, size_t len)
+{
+	ana_json_str(stdout, s, len);
+}
+
+static void dump_record(const struct tf_record *r)
+{
+	printf("@%" PRIu64 " %s", r->off, tf_tag_name(r->tag));
+	switch (r->tag) {
+	case TF_TAG_PROCESS:
+		printf(" pid=%u ppid=%u start_unix_ns=%" PRIu64 " page_size=%u exe=",
+		       r->u.process.pid, r->u.process.ppid, r->u.process.start_unix_ns,
+		       r->u.process.page_size);
+		dump_str(r->u.process.exe, r->u.process.exe_len);
+		fputs(" cmdline=", stdout);
+		dump_str(r->u.process.cmdline, r->u.process.cmdline_len);
+		break;
+	case TF_TAG_CHUNK:
+		printf(" stream=%u len=%u", r->u.chunk.stream, r->u.chunk.len);
+		break;
+	case TF_TAG_TICK:
+		printf(" watermark=%" PRIu64 " time_ns=%" PRIu64 " rss=%" PRIu64,
+		       r->u.tick.watermark, r->u.tick.time_ns, r->u.tick.rss_bytes);
+		break;
+	case TF_TAG_END:
+		printf(" time_ns=%" PRIu64 " events=%" PRIu64, r->u.end.time_ns,
+		       r->u.end.n_events);
+		break;
+	case TF_TAG_THREAD:
+		printf(" stream=%u seq=%" PRIu64 " tid=%u name=", r->stream, r->seq,
+		       r->u.thread.tid);
+		dump_str(r->u.thread.name, r->u.thread.name_len);
+		break;
+	case TF_TAG_NODE:
+		printf(" stream=%u id=%u parent=%u addr=0x%" PRIx64, r->stream, r->u.node.id,
+		       r->u.node.parent, r->u.node.addr);
+		break;
+	case TF_TAG_ALLOC:
+		printf(" stream=%u seq=%" PRIu64 " kind=%s node=%u size=%" PRIu64
+		       " addr=0x%" PRIx64,
+		       r->stream, r->seq, tf_kind_name((enum tf_kind)r->u.alloc.kind),
+		       r->u.alloc.node, r->u.alloc.size, r->u.alloc.addr);
+		break;
+	case TF_TAG_FREE:
+		printf(" stream=%u seq=%" PRIu64 " kind=%s addr=0x%" PRIx64, r->stream, r->seq,
+		       tf_kind_name((enum tf_kind)r->u.free.kind), r->u.free.addr);
+		break;
+	case TF_TAG_MODULE:
+		printf(" stream=%u seq=%" PRIu64 " id=%u base=0x%" PRIx64 " path=", r->stream,
+		       r->seq, r->u.module.id, r->u.module.base);
+		dump_str(r->u.module.path, r->u.module.path_len);
+		fputs(" build_id=", stdout);
+		for (uint32_t i = 0; i < r->u.module.build_id_len; i++)
+			printf("%02x", r->u.module.build_id[i]);
+		if (!r->u.module.build_id_len)
+			fputs("-", stdout);
+		fputs(" segs=", stdout);
+		for (uint32_t i = 0; i < r->u.module.n_segs; i++) {
+			const struct tf_segment *s = &r->u.module.segs[i];
+			printf("%s0x%" PRIx64 "+0x%" PRIx64 ":%c%c%c", i ? "," : "", s->vaddr,
+			       s->memsz, (s->flags & 4) ? 'r' : '-', (s->flags & 2) ? 'w' : '-',
+			       (s->flags & 1) ? 'x' : '-');
+		}
+		if (!r->u.module.n_segs)
+			fputs("-", stdout);
+		break;
+	case TF_TAG_UNLOAD:
+		printf(" stream=%u seq=%" PRIu64 " id=%u", r->stream, r->seq, r->u.unload.id);
+		break;
+	}
+	putchar('\n');
+}
+
+static int cmd_dump(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char decmsg[128] = "";
+	struct tf_dec *dec = NULL;
+	struct tf_record rec;
+	enum input_kind kind;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage_dump, stdout);
+			return 0;
+		default:
+			return bad_option(usage_dump, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_dump, argc - optind ? "too many arguments"
+							     : "missing TRACE");
+	const char *path = argv[optind];
+	if (detect_input(path, &kind) < 0)
+		return EXIT_ERROR;
+	if (kind != INPUT_TRACE) {
+		err_msg("'%s' is a database, not a trace", path);
+		return EXIT_ERROR;
+	}
+	rc = tf_dec_open(&dec, path, decmsg);
+	if (rc < 0) {
+		if (rc > -CM_E_FIRST)
+			err_msg("cannot open '%s': %s", path, cm_strerror(rc));
+		else
+			err_msg("'%s': %s", path, decmsg[0] ? decmsg : cm_strerror(rc));
+		return EXIT_ERROR;
+	}
+	printf("# memrec trace format %u flags 0x%x\n", tf_dec_version(dec), tf_dec_flags(dec));
+	while ((rc = tf_dec_next(dec, &rec)) > 0)
+		dump_record(&rec);
+	if (rc == -CM_E_TRUNCATED) {
+		printf("# %s\n", tf_dec_errmsg(dec));
+		warn_truncated(path, tf_dec_file_offset(dec));
+		rc = 0;
+	} else if (rc < 0) {
+		printf("# %s\n", tf_dec_errmsg(dec));
+		err_msg("'%s': %s", path, tf_dec_errmsg(dec));
+	}
+	tf_dec_free(dec);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		err_msg("cannot write the dump: %s", strerror(errno));
+		return EXIT_ERROR;
+	}
+	return rc < 0 ? EXIT_ERROR : 0;
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{ "report", cmd_report },
+		{ "ingest", cmd_ingest },
+		{ "check", cmd_check },
+		{ "dump", cmd_dump },
+	};
+
+	opterr = 0;
+	if (argc < 2)
+		return usage_error(usage_main, "missing command");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		fputs(usage_main, stdout);
+		fputc('\n', stdout);
+		fputs(definitions, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("memana %s (trace format %d, database schema %d)\n", MEMANA_VERSION,
+		       (int)TF_VERSION, ANA_DB_SCHEMA_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		optind = 1;
+		return cmds[i].fn(argc - 1, argv + 1);
+	}
+	if (argv[1][0] == '-')
+		return usage_error(usage_main, "unknown option '%s'", argv[1]);
+	return usage_error(usage_main, "'%s' is not a memana command (see memana --help)",
+			   argv[1]);
+}

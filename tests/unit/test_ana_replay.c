@@ -1,0 +1,633 @@
+/* Replay tests: traces built in memory with tf_enc + zstd, with known
+ * interleavings across streams, checked for exact totals, peak, leaks and
+ * temporary counts; then through the database and the report. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cmocka.h>
+
+#include "ana_db.h"
+#include "ana_ingest.h"
+#include "ana_replay.h"
+#include "ana_report.h"
+#include "cm_err.h"
+#include "tf_enc.h"
+
+#define TB_STREAMS 4
+#define TB_CHUNK_CAP 65536
+
+/* Trace builder: the decompressed stream in raw, one pending chunk per
+ * stream, delta state per stream (continuous across chunks). */
+struct tb {
+	uint8_t *raw;
+	size_t len, cap;
+	struct tf_stream_state st[TB_STREAMS];
+	uint8_t chunk[TB_STREAMS][TB_CHUNK_CAP];
+	size_t clen[TB_STREAMS];
+	uint8_t *file; /* header + zstd, after tb_finish() */
+	size_t file_len;
+};
+
+static void tb_put(struct tb *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		b->cap = (b->len + n) * 2 + 4096;
+		b->raw = realloc(b->raw, b->cap);
+		assert_non_null(b->raw);
+	}
+	memcpy(b->raw + b->len, p, n);
+	b->len += n;
+}
+
+static struct tb *tb_new(void)
+{
+	struct tb *b = calloc(1, sizeof(*b));
+	uint8_t buf[512];
+	static const char cmd[] = "./prog\0arg\0";
+	int n;
+
+	assert_non_null(b);
+	n = tf_enc_process(buf, sizeof(buf), 4242, 1, 1700000000000000000ull, 4096,
+			   "/bin/prog", 9, cmd, sizeof(cmd) - 1);
+	assert_true(n > 0);
+	tb_put(b, buf, (size_t)n);
+	return b;
+}
+
+static uint8_t *tb_room(struct tb *b, int s)
+{
+	assert_true(b->clen[s] + TF_MAX_EVENT_BYTES <= TB_CHUNK_CAP);
+	return b->chunk[s] + b->clen[s];
+}
+
+static void tb_thread(struct tb *b, int s, uint64_t seq, uint32_t tid)
+{
+	b->clen[s] += tf_enc_thread(tb_room(b, s), &b->st[s], seq, tid, "t", 1);
+}
+
+static void tb_node(struct tb *b, int s, uint32_t id, uint32_t parent, uint64_t addr)
+{
+	b->clen[s] += tf_enc_node(tb_room(b, s), &b->st[s], id, parent, addr);
+}
+
+static void tb_alloc(struct tb *b, int s, uint64_t seq, enum tf_kind kind, uint32_t node,
+		     uint64_t size, uint64_t addr)
+{
+	b->clen[s] += tf_enc_alloc(tb_room(b, s), &b->st[s], seq, kind, node, size, addr);
+}
+
+static void tb_free(struct tb *b, int s, uint64_t seq, enum tf_kind kind, uint64_t addr)
+{
+	b->clen[s] += tf_enc_free(tb_room(b, s), &b->st[s], seq, kind, addr);
+}
+
+/* Write stream s's pending records as one CHUNK. */
+static void tb_flush(struct tb *b, int s)
+{
+	uint8_t head[TF_MAX_EVENT_BYTES];
+
+	if (!b->clen[s])
+		return;
+	tb_put(b, head, tf_enc_chunk_head(head, (uint32_t)s, (uint32_t)b->clen[s]));
+	tb_put(b, b->chunk[s], b->clen[s]);
+	b->clen[s] = 0;
+}
+
+static void tb_tick(struct tb *b, uint64_t wm, uint64_t time_ns, uint64_t rss)
+{
+	uint8_t buf[TF_MAX_EVENT_BYTES];
+
+	tb_put(b, buf, tf_enc_tick(buf, wm, time_ns, rss));
+}
+
+static void tb_end(struct tb *b, uint64_t time_ns, uint64_t n_events)
+{
+	uint8_t buf[TF_MAX_EVENT_BYTES];
+
+	tb_put(b, buf, tf_enc_end(buf, time_ns, n_events));
+}
+
+/* Compress: header + one zstd frame. */
+static void tb_finish(struct tb *b)
+{
+	size_t bound = ZSTD_compressBound(b->len);
+
+	b->file = malloc(TF_HEADER_BYTES + bound);
+	assert_non_null(b->file);
+	tf_enc_header(b->file, 0);
+	size_t z = ZSTD_compress(b->file + TF_HEADER_BYTES, bound, b->raw, b->len, 3);
+	assert_false(ZSTD_isError(z));
+	b->file_len = TF_HEADER_BYTES + z;
+}
+
+static void tb_free_all(struct tb *b)
+{
+	free(b->raw);
+	free(b->file);
+	free(b);
+}
+
+static struct ana_profile *replay(struct tb *b, uint64_t gap)
+{
+	struct ana_replay_opts o = { .temporary_gap = gap };
+	struct ana_profile *p = NULL;
+	char err[256] = "";
+	int rc = ana_replay_mem(b->file, b->file_len, "mem", &o, &p, err, sizeof(err));
+
+	if (rc < 0)
+		fail_msg("replay failed: %d %s", rc, err);
+	return p;
+}
+
+enum { P = 0x1000, Q = 0x2000, R = 0x3000 };
+
+/* The interleaving of DESIGN.md point 6: P freed on stream 1 and handed out
+ * again on stream 0, with stream 0's chunk written before stream 1's. */
+static struct tb *build_cross_thread(void)
+{
+	struct tb *b = tb_new();
+
+	tb_thread(b, 0, 1, 100);
+	tb_thread(b, 1, 2, 101);
+	tb_node(b, 0, 1, 0, 0x400100);
+	tb_node(b, 0, 2, 1, 0x400200);
+	tb_node(b, 1, 3, 1, 0x400300);
+	/* true order: 3 s1 alloc P | 4 s1 free P | 5 s0 alloc P | 6 s1 alloc Q
+	 * | 7 s0 alloc R | 8 s0 free P | 9 s1 free Q */
+	tb_alloc(b, 0, 5, TF_KIND_MALLOC, 2, 200, P);
+	tb_alloc(b, 0, 7, TF_KIND_MALLOC, 2, 10, R);
+	tb_free(b, 0, 8, TF_KIND_FREE, P);
+	tb_flush(b, 0);
+	tb_alloc(b, 1, 3, TF_KIND_MALLOC, 3, 100, P);
+	tb_free(b, 1, 4, TF_KIND_FREE, P);
+	tb_alloc(b, 1, 6, TF_KIND_MALLOC, 3, 50, Q);
+	tb_free(b, 1, 9, TF_KIND_FREE, Q);
+	tb_flush(b, 1);
+	tb_tick(b, 10, 5000000, 1 << 20);
+	tb_end(b, 6000000, 7);
+	tb_finish(b);
+	return b;
+}
+
+static void test_cross_thread(void **state)
+{
+	(void)state;
+	struct tb *b = build_cross_thread();
+	struct ana_profile *p = replay(b, 0);
+
+	assert_true(p->complete);
+	assert_int_equal(p->pid, 4242);
+	assert_string_equal(p->command, "./prog arg");
+	assert_string_equal(p->exe, "/bin/prog");
+	assert_int_equal(p->duration_ns, 6000000);
+	assert_int_equal(p->totals.allocations, 4);
+	assert_int_equal(p->totals.bytes_allocated, 360);
+	assert_int_equal(p->totals.frees, 3);
+	assert_int_equal(p->totals.temporary, 2);
+	assert_int_equal(p->totals.temporary_bytes, 150);
+	assert_int_equal(p->totals.peak_heap_bytes, 260);
+	assert_int_equal(p->totals.peak_time_ns, 5000000);
+	assert_int_equal(p->totals.peak_rss_bytes, 1 << 20);
+	assert_int_equal(p->totals.leaked_allocations, 1);
+	assert_int_equal(p->totals.leaked_bytes, 10);
+	assert_int_equal(p->totals.unmatched_frees, 0);
+	assert_int_equal(p->totals.inconsistent, 0);
+	assert_int_equal(p->totals.late_events, 0);
+
+	const struct ana_node *n2 = ana_profile_node(p, 2), *n3 = ana_profile_node(p, 3);
+	assert_non_null(n2);
+	assert_non_null(n3);
+	assert_int_equal(n2->alloc_calls, 2);
+	assert_int_equal(n2->alloc_bytes, 210);
+	assert_int_equal(n2->temp_calls, 0);
+	assert_int_equal(n2->peak_blocks, 2);
+	assert_int_equal(n2->peak_bytes, 210);
+	assert_int_equal(n2->live_blocks, 1);
+	assert_int_equal(n2->live_bytes, 10);
+	assert_int_equal(n3->alloc_calls, 2);
+	assert_int_equal(n3->temp_calls, 2);
+	assert_int_equal(n3->temp_bytes, 150);
+	assert_int_equal(n3->peak_blocks, 1);
+	assert_int_equal(n3->peak_bytes, 50);
+	assert_int_equal(n3->live_blocks, 0);
+	assert_int_equal(ana_profile_node(p, 1)->alloc_calls, 0);
+	assert_int_equal(ana_profile_mark_used(p), 3);
+	ana_profile_free(p);
+	tb_free_all(b);
+}
+
+/* Events are released only below the watermark; the rest waits. */
+static void test_watermark(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+
+	tb_node(b, 0, 1, 0, 0x500000);
+	tb_node(b, 1, 2, 0, 0x500100);
+	tb_alloc(b, 0, 1, TF_KIND_MALLOC, 1, 1000, P);
+	tb_flush(b, 0);
+	tb_alloc(b, 1, 2, TF_KIND_MALLOC, 2, 24, Q);
+	tb_flush(b, 1);
+	/* seq 3 (stream 0 frees P) is not yet written: watermark 3. */
+	tb_tick(b, 3, 1000000, 4096);
+	tb_free(b, 0, 3, TF_KIND_FREE, P);
+	tb_alloc(b, 0, 5, TF_KIND_MALLOC, 1, 8, R);
+	tb_flush(b, 0);
+	/* Stream 1 frees Q at seq 4 but writes it late. */
+	tb_tick(b, 4, 2000000, 8192);
+	tb_free(b, 1, 4, TF_KIND_FREE, Q);
+	tb_flush(b, 1);
+	tb_tick(b, 6, 3000000, 0);
+	tb_end(b, 3500000, 5);
+	tb_finish(b);
+
+	struct ana_profile *p = replay(b, 0);
+	assert_int_equal(p->totals.peak_heap_bytes, 1024);
+	assert_int_equal(p->totals.peak_time_ns, 1000000);
+	assert_int_equal(p->totals.peak_rss_bytes, 8192);
+	assert_int_equal(p->totals.n_ticks, 3);
+	assert_int_equal(p->totals.leaked_bytes, 8);
+	assert_int_equal(p->totals.leaked_allocations, 1);
+	/* P: stream 0 made no other allocation before its free (R is seq 5). */
+	assert_int_equal(p->totals.temporary, 2);
+	assert_int_equal(ana_profile_node(p, 1)->peak_bytes, 1000);
+	assert_int_equal(ana_profile_node(p, 2)->peak_bytes, 24);
+	ana_profile_free(p);
+	tb_free_all(b);
+}
+
+/* realloc halves, failed allocations, unmatched frees, lost frees. */
+static void test_realloc_and_oddities(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+
+	tb_node(b, 0, 1, 0, 0x600000);
+	tb_node(b, 0, 2, 1, 0x600010);
+	tb_alloc(b, 0, 1, TF_KIND_MALLOC, 2, 16, P);
+	tb_free(b, 0, 2, TF_KIND_REALLOC, P);
+	tb_alloc(b, 0, 3, TF_KIND_REALLOC, 2, 64, Q);
+	tb_alloc(b, 0, 4, TF_KIND_CALLOC, 2, 32, 0); /* failed */
+	tb_free(b, 0, 5, TF_KIND_FREE, 0xdead0);     /* before recording */
+	tb_alloc(b, 0, 6, TF_KIND_MALLOC, 2, 8, R);
+	tb_alloc(b, 0, 7, TF_KIND_MALLOC, 2, 4, R);  /* lost free of R */
+	tb_free(b, 0, 8, TF_KIND_FREE, Q);
+	tb_flush(b, 0);
+	tb_end(b, 100, 8);
+	tb_finish(b);
+
+	struct ana_profile *p = replay(b, 0);
+	assert_int_equal(p->totals.allocations, 5);
+	assert_int_equal(p->totals.failed_allocations, 1);
+	assert_int_equal(p->totals.bytes_allocated, 16 + 64 + 8 + 4);
+	assert_int_equal(p->totals.frees, 2);
+	assert_int_equal(p->totals.unmatched_frees, 1);
+	assert_int_equal(p->totals.inconsistent, 1);
+	assert_int_equal(p->totals.temporary, 0);
+	assert_int_equal(p->totals.peak_heap_bytes, 72);
+	assert_int_equal(p->totals.leaked_allocations, 1);
+	assert_int_equal(p->totals.leaked_bytes, 4);
+	assert_int_equal(p->totals.peak_time_ns, 100);
+	ana_profile_free(p);
+
+	/* With a gap of 3, Q's free (3 allocations after it) is temporary. */
+	p = replay(b, 3);
+	assert_int_equal(p->totals.temporary, 1);
+	assert_int_equal(p->totals.temporary_bytes, 64);
+	ana_profile_free(p);
+	tb_free_all(b);
+}
+
+/* A thread reuses a node another thread inserted: its child NODE can be
+ * in the file before the parent's; linked when the event is replayed. */
+static void test_node_order(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+	struct ana_profile *p = NULL;
+	char err[256] = "";
+
+	tb_node(b, 1, 3, 2, 0x800300);
+	tb_alloc(b, 1, 2, TF_KIND_MALLOC, 3, 10, Q);
+	tb_flush(b, 1);
+	tb_node(b, 0, 1, 0, 0x800100);
+	tb_node(b, 0, 2, 1, 0x800200);
+	tb_alloc(b, 0, 1, TF_KIND_MALLOC, 2, 20, P);
+	tb_flush(b, 0);
+	tb_tick(b, 3, 1, 0);
+	tb_end(b, 2, 2);
+	tb_finish(b);
+	p = replay(b, 0);
+	assert_int_equal(p->totals.allocations, 2);
+	assert_int_equal(ana_profile_mark_used(p), 3);
+	assert_int_equal(ana_profile_node(p, 3)->parent_idx, 2); /* definition order */
+	ana_profile_free(p);
+	tb_free_all(b);
+
+	/* A parent that never comes is an error when the event is replayed. */
+	b = tb_new();
+	tb_node(b, 1, 3, 2, 0x800300);
+	tb_alloc(b, 1, 1, TF_KIND_MALLOC, 3, 10, Q);
+	tb_flush(b, 1);
+	tb_end(b, 2, 1);
+	tb_finish(b);
+	assert_int_equal(ana_replay_mem(b->file, b->file_len, "orphan", NULL, &p, err,
+					sizeof(err)), -CM_E_CORRUPT);
+	assert_non_null(strstr(err, "ancestor 2 is undefined"));
+	tb_free_all(b);
+}
+
+/* A trace cut short: what was read is replayed, complete = false. */
+static void test_truncated(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+	struct ana_profile *p = NULL;
+	char err[256];
+
+	tb_node(b, 0, 1, 0, 0x700000);
+	tb_alloc(b, 0, 1, TF_KIND_MALLOC, 1, 100, P);
+	tb_alloc(b, 0, 2, TF_KIND_MALLOC, 1, 200, Q);
+	tb_flush(b, 0);
+	tb_tick(b, 2, 10, 0);
+	tb_free(b, 0, 3, TF_KIND_FREE, P);
+	tb_flush(b, 0);
+	tb_tick(b, 4, 20, 0);
+	tb_finish(b);
+
+	assert_int_equal(ana_replay_mem(b->file, b->file_len, "cut", NULL, &p, err,
+					sizeof(err)), 0);
+	assert_false(p->complete);
+	assert_int_equal(p->totals.allocations, 2);
+	assert_int_equal(p->totals.frees, 1);
+	assert_int_equal(p->totals.peak_heap_bytes, 300);
+	assert_int_equal(p->totals.leaked_bytes, 200);
+	assert_int_equal(p->duration_ns, 20);
+	ana_profile_free(p);
+
+	/* Every prefix either replays or fails cleanly. */
+	for (size_t len = 0; len < b->file_len; len++) {
+		p = NULL;
+		int rc = ana_replay_mem(b->file, len, "cut", NULL, &p, err, sizeof(err));
+		if (rc == 0) {
+			assert_false(p->complete);
+			ana_profile_free(p);
+		} else {
+			assert_true(rc < 0);
+			assert_true(err[0] != 0);
+		}
+	}
+	tb_free_all(b);
+}
+
+/* An event naming an undefined node is a corrupt trace, with the offset. */
+static void test_undefined_node(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+	struct ana_profile *p = NULL;
+	char err[256] = "";
+
+	tb_node(b, 0, 1, 0, 0x700000);
+	tb_alloc(b, 0, 1, TF_KIND_MALLOC, 7, 100, P);
+	tb_flush(b, 0);
+	tb_end(b, 1, 1);
+	tb_finish(b);
+	assert_int_equal(ana_replay_mem(b->file, b->file_len, "bad", NULL, &p, err,
+					sizeof(err)), -CM_E_CORRUPT);
+	assert_null(p);
+	assert_non_null(strstr(err, "'bad'"));
+	assert_non_null(strstr(err, "at byte"));
+	assert_non_null(strstr(err, "undefined stack node 7"));
+	tb_free_all(b);
+}
+
+/* Random bytes after a valid header, flipped bytes: never a crash. */
+static void test_garbage(void **state)
+{
+	(void)state;
+	struct tb *b = build_cross_thread();
+	struct ana_profile *p;
+	char err[256];
+	uint8_t *copy = malloc(b->file_len);
+
+	assert_non_null(copy);
+	for (size_t i = 0; i < b->file_len; i++) {
+		memcpy(copy, b->file, b->file_len);
+		copy[i] ^= 0x5a;
+		p = NULL;
+		if (ana_replay_mem(copy, b->file_len, "flip", NULL, &p, err, sizeof(err)) == 0)
+			ana_profile_free(p);
+	}
+	/* Not a trace at all. */
+	p = NULL;
+	assert_true(ana_replay_mem("hello world, not a trace", 24, "txt", NULL, &p, err,
+				   sizeof(err)) < 0);
+	assert_true(ana_replay_mem("", 0, "empty", NULL, &p, err, sizeof(err)) < 0);
+	free(copy);
+	tb_free_all(b);
+}
+
+/* Through the database: ingest a file, report from the database. */
+static void test_ingest_report(void **state)
+{
+	(void)state;
+	struct tb *b = build_cross_thread();
+	char path[] = "/tmp/test_ana_replay.XXXXXX";
+	int fd = mkstemp(path);
+	struct ana_db *db = NULL;
+	struct ana_ingest_info info;
+	struct ana_report *rep = NULL;
+	char err[512] = "";
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, b->file, b->file_len), (ssize_t)b->file_len);
+	close(fd);
+	if (ana_ingest(path, ":memory:", NULL, &db, &info, err, sizeof(err)) < 0)
+		fail_msg("ingest: %s", err);
+	unlink(path);
+	assert_true(info.complete);
+	assert_int_equal(ana_report_load(db, "mem", 10, &rep, err, sizeof(err)), 0);
+	assert_int_equal(rep->allocations, 4);
+	assert_int_equal(rep->frees, 3);
+	assert_int_equal(rep->temporary, 2);
+	assert_int_equal(rep->peak_heap_bytes, 260);
+	assert_int_equal(rep->leaked_bytes, 10);
+	assert_int_equal(rep->n_sites[ANA_LIST_ALLOCATIONS], 2);
+	assert_int_equal(rep->n_sites[ANA_LIST_PEAK], 2);
+	assert_int_equal(rep->sites[ANA_LIST_PEAK][0].bytes, 210);
+	assert_int_equal(rep->sites[ANA_LIST_PEAK][0].calls, 2);
+	assert_int_equal(rep->n_sites[ANA_LIST_LEAKED], 1);
+	assert_int_equal(rep->sites[ANA_LIST_LEAKED][0].bytes, 10);
+	assert_int_equal(rep->n_sites[ANA_LIST_TEMPORARY], 1);
+	assert_int_equal(rep->sites[ANA_LIST_TEMPORARY][0].calls, 2);
+	/* No modules: frames fall back to raw addresses, leaf first. */
+	assert_int_equal(rep->sites[ANA_LIST_LEAKED][0].n_frames, 2);
+	assert_string_equal(rep->sites[ANA_LIST_LEAKED][0].frames[0].function, "0x400200");
+	assert_string_equal(rep->sites[ANA_LIST_LEAKED][0].frames[1].function, "0x400100");
+	ana_report_free(rep);
+	ana_db_free(db);
+	tb_free_all(b);
+}
+
+/* Random events over three streams, chunks flushed at random points and
+ * ticks at the largest safe watermark, against a straightforward model
+ * replayed in seq order (full peak snapshot copies, linear lookups). */
+#define RND_NODES 8
+#define RND_ADDRS 64
+#define RND_EVENTS 20000
+
+struct model_block {
+	int live, node, stream;
+	uint64_t size, alloc_index;
+};
+
+static void test_random_model(void **state)
+{
+	(void)state;
+	struct model_block blk[RND_ADDRS];
+	uint64_t live_b[RND_NODES + 1] = { 0 }, peak_b[RND_NODES + 1] = { 0 };
+	uint64_t live_n[RND_NODES + 1] = { 0 }, peak_n[RND_NODES + 1] = { 0 };
+	uint64_t temp[RND_NODES + 1] = { 0 }, calls[RND_NODES + 1] = { 0 };
+	uint64_t n_allocs[3] = { 0 }, pending_first[3] = { 0 };
+	uint64_t heap = 0, peak = 0, allocs = 0, frees = 0, temps = 0;
+	unsigned seed = 12345;
+	struct tb *b = tb_new();
+
+	memset(blk, 0, sizeof(blk));
+	for (int n = 1; n <= RND_NODES; n++)
+		tb_node(b, n % 3, (uint32_t)n, 0, 0x900000 + (uint64_t)n * 16);
+	for (int s = 0; s < 3; s++)
+		tb_flush(b, s);
+	for (uint64_t seq = 1; seq <= RND_EVENTS; seq++) {
+		int s = rand_r(&seed) % 3;
+		int a = rand_r(&seed) % RND_ADDRS;
+		uint64_t addr = 0x10000 + (uint64_t)a * 0x40;
+
+		if (!pending_first[s])
+			pending_first[s] = seq;
+		if (blk[a].live) {
+			struct model_block *k = &blk[a];
+			tb_free(b, s, seq, TF_KIND_FREE, addr);
+			frees++;
+			if (n_allocs[k->stream] == k->alloc_index) {
+				temp[k->node]++;
+				temps++;
+			}
+			k->live = 0;
+			live_b[k->node]--;
+			live_n[k->node] -= k->size;
+			heap -= k->size;
+		} else {
+			int node = 1 + rand_r(&seed) % RND_NODES;
+			uint64_t size = 1 + (uint64_t)(rand_r(&seed) % 1000);
+			tb_alloc(b, s, seq, TF_KIND_MALLOC, (uint32_t)node, size, addr);
+			allocs++;
+			calls[node]++;
+			n_allocs[s]++;
+			blk[a] = (struct model_block){ 1, node, s, size, n_allocs[s] };
+			live_b[node]++;
+			live_n[node] += size;
+			heap += size;
+			if (heap > peak) {
+				peak = heap;
+				memcpy(peak_b, live_b, sizeof(peak_b));
+				memcpy(peak_n, live_n, sizeof(peak_n));
+			}
+		}
+		if (rand_r(&seed) % 7 == 0) {
+			tb_flush(b, s);
+			pending_first[s] = 0;
+		}
+		if (rand_r(&seed) % 11 == 0) {
+			uint64_t wm = seq + 1;
+			for (int k = 0; k < 3; k++)
+				if (pending_first[k] && pending_first[k] < wm)
+					wm = pending_first[k];
+			tb_tick(b, wm, seq, 0);
+		}
+	}
+	for (int s = 0; s < 3; s++)
+		tb_flush(b, s);
+	tb_end(b, RND_EVENTS + 1, RND_EVENTS);
+	tb_finish(b);
+
+	struct ana_profile *p = replay(b, 0);
+	assert_int_equal(p->totals.allocations, allocs);
+	assert_int_equal(p->totals.frees, frees);
+	assert_int_equal(p->totals.temporary, temps);
+	assert_int_equal(p->totals.peak_heap_bytes, peak);
+	assert_int_equal(p->totals.leaked_bytes, heap);
+	assert_int_equal(p->totals.unmatched_frees, 0);
+	assert_int_equal(p->totals.inconsistent, 0);
+	assert_int_equal(p->totals.late_events, 0);
+	for (uint32_t n = 1; n <= RND_NODES; n++) {
+		const struct ana_node *nd = ana_profile_node(p, n);
+		assert_int_equal(nd->alloc_calls, calls[n]);
+		assert_int_equal(nd->temp_calls, temp[n]);
+		assert_int_equal(nd->peak_blocks, peak_b[n]);
+		assert_int_equal(nd->peak_bytes, peak_n[n]);
+		assert_int_equal(nd->live_blocks, live_b[n]);
+		assert_int_equal(nd->live_bytes, live_n[n]);
+	}
+	ana_profile_free(p);
+	tb_free_all(b);
+}
+
+static void test_util(void **state)
+{
+	(void)state;
+	uint64_t v = 0;
+
+	assert_int_equal(ana_parse_size("1000", &v), 0);
+	assert_int_equal(v, 1000);
+	assert_int_equal(ana_parse_size("4K", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(ana_parse_size("256M", &v), 0);
+	assert_int_equal(v, 256u << 20);
+	assert_int_equal(ana_parse_size("2GiB", &v), 0);
+	assert_int_equal(v, 2ull << 30);
+	assert_int_equal(ana_parse_size("3mib", &v), 0);
+	assert_int_equal(v, 3u << 20);
+	assert_true(ana_parse_size("", &v) < 0);
+	assert_true(ana_parse_size("12X", &v) < 0);
+	assert_true(ana_parse_size("-1", &v) < 0);
+	assert_true(ana_parse_size("99999999999999999999", &v) < 0);
+	assert_true(ana_parse_u64("18446744073709551616", &v) < 0);
+	assert_int_equal(ana_parse_u64("18446744073709551615", &v), 0);
+	assert_true(v == UINT64_MAX);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	ana_json_str(f, "a\"b\\c\n\x01\xff\xc3\xa9", 10);
+	fclose(f);
+	assert_string_equal(buf, "\"a\\\"b\\\\c\\n\\u0001\\u00ff\xc3\xa9\"");
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cross_thread),
+		cmocka_unit_test(test_watermark),
+		cmocka_unit_test(test_realloc_and_oddities),
+		cmocka_unit_test(test_node_order),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_undefined_node),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_ingest_report),
+		cmocka_unit_test(test_random_model),
+		cmocka_unit_test(test_util),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
