@@ -287,7 +287,9 @@ static void replay_free(struct replay *r, const struct qev *ev)
 		p->totals.unmatched_frees++;
 		return;
 	}
-	if (ev->kind == TF_KIND_FREE) {
+	/* heaptrack's definition: a block released (by free or by realloc) with
+	 * no other allocation by its thread in between is temporary. */
+	{
 		uint64_t between = p->threads[e->stream_idx].n_allocs - e->alloc_index;
 		if (between <= r->gap) {
 			struct ana_node *n = &p->nodes[e->node_idx];
