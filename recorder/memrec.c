@@ -1,0 +1,372 @@
+/* memrec: run a program with libmemrec.so preloaded and report the trace it
+ * wrote. Exits with the program's status (128+N when signal N killed it),
+ * 127 when it could not be started, 2 on a usage error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cm_err.h"
+#include "tf_dec.h"
+
+#define EXIT_USAGE 2
+#define EXIT_CANNOT_RUN 127
+
+static const char usage_text[] =
+	"usage: memrec [-o FILE] [--rss-interval MS] [-q] [--force] [--] PROGRAM [ARGS...]\n"
+	"\n"
+	"Run PROGRAM (looked up on PATH) with the memrec recorder preloaded. Every\n"
+	"allocation and deallocation with its backtrace, the module map and periodic\n"
+	"RSS samples go into one zstd-compressed trace; read it with `memana report`.\n"
+	"\n"
+	"options:\n"
+	"  -o, --output FILE     trace file (default: memrec.PROGRAM.%p.zst in the\n"
+	"                        current directory); %p becomes the process id, %%\n"
+	"                        a literal %. Made absolute before the program starts.\n"
+	"                        Programs the traced one forks and executes write\n"
+	"                        their own traces (%p keeps them apart).\n"
+	"  --rss-interval MS     RSS sampling and time tick interval in milliseconds\n"
+	"                        (default 10)\n"
+	"  -q, --quiet           do not print the summary line\n"
+	"  --force               remove an existing FILE first (otherwise the\n"
+	"                        recorder refuses to overwrite it, says so and the\n"
+	"                        program runs untraced)\n"
+	"  -h, --help            show this help\n"
+	"\n"
+	"At the end memrec prints one line on stderr:\n"
+	"  memrec: wrote PATH (N events, SIZE bytes)\n"
+	"where N counts allocation and deallocation records; \", incomplete\" is added\n"
+	"when the trace has no end record (the program was killed or called _exit).\n"
+	"\n"
+	"exit status: the program's own; 128+N when it died of signal N; 127 when it\n"
+	"could not be executed; 2 on a usage error.\n"
+	"\n"
+	"environment:\n"
+	"  MEMREC_LIB              path of libmemrec.so (default: ../lib/libmemrec.so\n"
+	"                          next to the memrec binary)\n"
+	"  LD_PRELOAD              kept; the recorder is put first\n"
+	"read by the recorder library (memrec sets the first two):\n"
+	"  MEMREC_OUTPUT           trace path pattern; unset = the library does nothing\n"
+	"  MEMREC_RSS_INTERVAL_MS  tick / RSS interval in ms (default 10)\n"
+	"  MEMREC_MAX_DEPTH        backtrace depth limit in frames (default 128, max 256)\n"
+	"  MEMREC_LOG              recorder log level: 0 quiet, 1 errors (default),\n"
+	"                          2 info, 3 debug\n";
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(int status, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), noreturn));
+
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "memrec: error: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: memrec [-o FILE] [--rss-interval MS] [-q] [--force] "
+			"[--] PROGRAM [ARGS...]\n(see memrec --help)\n");
+	exit(EXIT_USAGE);
+}
+
+/* Print "memrec: error: MESSAGE[: strerror(err)]" and exit with status. */
+static void die(int status, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "memrec: error: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (err)
+		fprintf(stderr, ": %s", strerror(err));
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/* Concatenate a, b and c into a new string; exits on allocation failure. */
+static char *concat3(const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+	char *s = malloc(la + lb + lc + 1);
+
+	if (!s)
+		die(EXIT_CANNOT_RUN, 0, "out of memory");
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb);
+	memcpy(s + la + lb, c, lc + 1);
+	return s;
+}
+
+/* The library: $MEMREC_LIB, else dirname(realpath(/proc/self/exe))/../lib.
+ * Returns a new absolute path; exits when it does not exist. */
+static char *find_library(void)
+{
+	const char *env = getenv("MEMREC_LIB");
+	char exe[PATH_MAX], *lib, *abs;
+
+	if (env && *env) {
+		lib = concat3(env, "", "");
+	} else {
+		if (!realpath("/proc/self/exe", exe))
+			die(EXIT_CANNOT_RUN, errno, "cannot resolve '%s'", "/proc/self/exe");
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = 0;
+		lib = concat3(exe, "/../lib/", "libmemrec.so");
+	}
+	abs = realpath(lib, NULL);
+	if (!abs)
+		die(EXIT_CANNOT_RUN, errno, "cannot find the recorder library '%s'", lib);
+	free(lib);
+	if (strchr(abs, ':') || strchr(abs, ' '))
+		die(EXIT_CANNOT_RUN, 0, "recorder library path '%s' contains ':' or a space "
+			"(LD_PRELOAD cannot hold it)", abs);
+	return abs;
+}
+
+/* Replace %p by pid and %% by % (as the library does). New string. */
+static char *expand_pid(const char *pattern, pid_t pid)
+{
+	size_t cap = strlen(pattern) + 32, n = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		die(EXIT_CANNOT_RUN, 0, "out of memory");
+	for (const char *p = pattern; *p; p++) {
+		if (p[0] == '%' && p[1] == 'p') {
+			char num[24];
+			int len = snprintf(num, sizeof(num), "%ld", (long)pid);
+			if (n + (size_t)len + 1 > cap) {
+				cap = cap * 2 + (size_t)len;
+				char *t = realloc(s, cap);
+				if (!t)
+					die(EXIT_CANNOT_RUN, 0, "out of memory");
+				s = t;
+			}
+			memcpy(s + n, num, (size_t)len);
+			n += (size_t)len;
+			p++;
+			continue;
+		}
+		if (p[0] == '%' && p[1] == '%')
+			p++;
+		if (n + 2 > cap) {
+			cap *= 2;
+			char *t = realloc(s, cap);
+			if (!t)
+				die(EXIT_CANNOT_RUN, 0, "out of memory");
+			s = t;
+		}
+		s[n++] = *p;
+	}
+	s[n] = 0;
+	return s;
+}
+
+/* Absolute output pattern: relative ones are taken from the cwd. */
+static char *absolute_pattern(const char *pattern)
+{
+	char cwd[PATH_MAX];
+
+	if (pattern[0] == '/')
+		return concat3(pattern, "", "");
+	if (!getcwd(cwd, sizeof(cwd)))
+		die(EXIT_CANNOT_RUN, errno, "cannot get the current directory");
+	return concat3(cwd, strcmp(cwd, "/") ? "/" : "", pattern);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+static void format_exit(int status, int *code)
+{
+	if (WIFEXITED(status))
+		*code = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		*code = 128 + WTERMSIG(status);
+	else
+		*code = 1;
+}
+
+/* Print the summary line for the trace at path. */
+static void summarize(const char *path, const struct stat *before, int existed)
+{
+	struct stat st;
+	struct tf_dec *dec;
+	struct tf_record rec;
+	char errmsg[128];
+	unsigned long long n = 0, end_n = 0;
+	int rc, complete = 0;
+
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "memrec: error: no trace written to '%s'\n", path);
+		return;
+	}
+	if (existed && st.st_dev == before->st_dev && st.st_ino == before->st_ino &&
+	    st.st_size == before->st_size && st.st_mtim.tv_sec == before->st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == before->st_mtim.tv_nsec) {
+		fprintf(stderr, "memrec: error: no trace written ('%s' already existed; "
+				"use --force)\n", path);
+		return;
+	}
+	rc = tf_dec_open(&dec, path, errmsg);
+	if (rc < 0) {
+		fprintf(stderr, "memrec: error: cannot read '%s': %s\n", path, errmsg);
+		return;
+	}
+	while ((rc = tf_dec_next(dec, &rec)) > 0) {
+		if (rec.tag == TF_TAG_ALLOC || rec.tag == TF_TAG_FREE)
+			n++;
+		else if (rec.tag == TF_TAG_END) {
+			end_n = rec.u.end.n_events;
+			complete = 1;
+		}
+	}
+	if (rc < 0)
+		complete = 0;
+	tf_dec_free(dec);
+	fprintf(stderr, "memrec: wrote %s (%llu events, %llu bytes%s)\n", path,
+		complete ? end_n : n, (unsigned long long)st.st_size,
+		complete ? "" : ", incomplete");
+}
+
+int main(int argc, char **argv)
+{
+	const char *output = NULL, *interval = NULL;
+	int quiet = 0, force = 0, i;
+	char *lib, *pattern, *preload, *path;
+	int sync_pipe[2], err_pipe[2];
+	pid_t pid;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-' || a[1] == 0)
+			break;
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			quiet = 1;
+		} else if (!strcmp(a, "--force")) {
+			force = 1;
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+			if (++i == argc)
+				usage_error("option '%s' needs a file name", a);
+			output = argv[i];
+		} else if (!strncmp(a, "--output=", 9)) {
+			output = a + 9;
+		} else if (!strncmp(a, "-o", 2)) {
+			output = a + 2;
+		} else if (!strcmp(a, "--rss-interval")) {
+			if (++i == argc)
+				usage_error("option '%s' needs a number of milliseconds", a);
+			interval = argv[i];
+		} else if (!strncmp(a, "--rss-interval=", 15)) {
+			interval = a + 15;
+		} else {
+			usage_error("unknown option '%s'", a);
+		}
+	}
+	if (i == argc)
+		usage_error("%s", "no program given");
+	if (output && !*output)
+		usage_error("%s", "empty output file name");
+	if (interval) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(interval, &end, 10);
+		if (errno || *end || !*interval || v == 0 || v > 3600000 || interval[0] == '-')
+			usage_error("bad --rss-interval '%s' (milliseconds, 1 to 3600000)",
+				    interval);
+	}
+
+	lib = find_library();
+	if (output) {
+		pattern = absolute_pattern(output);
+	} else {
+		char *def = concat3("memrec.", base_name(argv[i]), ".%p.zst");
+		pattern = absolute_pattern(def);
+		free(def);
+	}
+	const char *old = getenv("LD_PRELOAD");
+	preload = old && *old ? concat3(lib, ":", old) : concat3(lib, "", "");
+	if (setenv("LD_PRELOAD", preload, 1) || setenv("MEMREC_OUTPUT", pattern, 1) ||
+	    (interval && setenv("MEMREC_RSS_INTERVAL_MS", interval, 1)))
+		die(EXIT_CANNOT_RUN, errno, "cannot set the environment");
+
+	/* sync: the child waits until --force removed the old file; err: the
+	 * child reports an exec failure (closed on a successful exec). */
+	if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0)
+		die(EXIT_CANNOT_RUN, errno, "cannot create a pipe");
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die(EXIT_CANNOT_RUN, errno, "cannot fork");
+	if (pid == 0) {
+		char go;
+		close(sync_pipe[1]);
+		close(err_pipe[0]);
+		while (read(sync_pipe[0], &go, 1) < 0 && errno == EINTR)
+			;
+		execvp(argv[i], argv + i);
+		int e = errno;
+		while (write(err_pipe[1], &e, sizeof(e)) < 0 && errno == EINTR)
+			;
+		_exit(EXIT_CANNOT_RUN);
+	}
+
+	/* Like system(): the terminal's SIGINT/SIGQUIT are for the program. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	close(sync_pipe[0]);
+	close(err_pipe[1]);
+	path = expand_pid(pattern, pid);
+	if (force && unlink(path) < 0 && errno != ENOENT)
+		fprintf(stderr, "memrec: warning: cannot remove '%s': %s\n", path,
+			strerror(errno));
+	struct stat before;
+	int existed = stat(path, &before) == 0;
+	close(sync_pipe[1]); /* go */
+
+	int exec_errno = 0;
+	ssize_t got;
+	while ((got = read(err_pipe[0], &exec_errno, sizeof(exec_errno))) < 0 && errno == EINTR)
+		;
+	close(err_pipe[0]);
+
+	int status, code;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			die(EXIT_CANNOT_RUN, errno, "waitpid failed");
+	}
+	if (got == (ssize_t)sizeof(exec_errno)) {
+		fprintf(stderr, "memrec: error: cannot execute '%s': %s\n", argv[i],
+			strerror(exec_errno));
+		return EXIT_CANNOT_RUN;
+	}
+	format_exit(status, &code);
+	if (!quiet)
+		summarize(path, &before, existed);
+	free(path);
+	free(pattern);
+	free(preload);
+	free(lib);
+	return code;
+}

@@ -1,0 +1,285 @@
+/* The writer thread. Each round: watermark (PLAN.md "Ordering"), drain each
+ * ring as CHUNK records, TICK; ZSTD_e_flush and write at least every
+ * REC_FLUSH_NS so a killed program leaves a readable prefix. */
+#define ZSTD_STATIC_LINKING_ONLY
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "cm_err.h"
+#include "rec_log.h"
+#include "rec_prim.h"
+#include "rec_writer.h"
+#include "tf_enc.h"
+
+#define REC_ZSTD_LEVEL 3 /* zstd's default: ~18% smaller than 1 here, same speed */
+#define REC_ZSTD_WINDOW_LOG 22        /* the decoder caps the window at 2^23 */
+#define REC_FLUSH_NS (200u * 1000000u) /* ZSTD_e_flush at least this often */
+#define REC_STOP_WAIT_NS (5ull * 1000000000u) /* exit: wait for in-flight ops */
+
+static struct {
+	ZSTD_CCtx *cctx;         /* static context over wksp */
+	void *wksp;
+	size_t wksp_bytes;
+	uint8_t *out;            /* compressed output buffer */
+	size_t out_cap;          /* bytes */
+	int fd;
+	int err;                 /* sticky: writing failed, data is dropped */
+	uint64_t watermark;      /* last TICK watermark (monotonic) */
+	uint64_t last_flush_ns;  /* CLOCK_MONOTONIC of the last flush */
+	pthread_t thread;
+	_Atomic uint32_t stop;   /* 1: do the final round and exit */
+	_Atomic uint32_t done;   /* futex word: 1 when the writer finished */
+	int started;
+} g_w = { .fd = -1 };
+
+int rec_writer_init(int fd)
+{
+	ZSTD_compressionParameters cp = ZSTD_getCParams(REC_ZSTD_LEVEL, ZSTD_CONTENTSIZE_UNKNOWN, 0);
+
+	if (cp.windowLog > REC_ZSTD_WINDOW_LOG)
+		cp.windowLog = REC_ZSTD_WINDOW_LOG;
+	g_w.wksp_bytes = ZSTD_estimateCStreamSize_usingCParams(cp) + (64u << 10);
+	g_w.wksp = rec_prim_map(g_w.wksp_bytes, 0);
+	g_w.out_cap = ZSTD_CStreamOutSize();
+	g_w.out = rec_prim_map(g_w.out_cap, 0);
+	if (!g_w.wksp || !g_w.out)
+		return -ENOMEM;
+	g_w.cctx = ZSTD_initStaticCCtx(g_w.wksp, g_w.wksp_bytes);
+	if (!g_w.cctx)
+		return -CM_E_ZSTD;
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_compressionLevel,
+						REC_ZSTD_LEVEL)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_windowLog, (int)cp.windowLog)))
+		return -CM_E_ZSTD;
+	g_w.fd = fd;
+	return 0;
+}
+
+static void write_out(const void *data, size_t len)
+{
+	int rc;
+
+	if (g_w.err || !len)
+		return;
+	rc = rec_prim_write_all(g_w.fd, data, len);
+	if (rc < 0) {
+		g_w.err = rc;
+		rec_log(REC_LOG_ERROR, "cannot write the trace: %s; recording stops",
+			cm_strerror(rc));
+	}
+}
+
+/* Feed len bytes through zstd with mode; write whatever comes out. */
+static void zput(const void *data, size_t len, ZSTD_EndDirective mode)
+{
+	ZSTD_inBuffer in = { data, len, 0 };
+
+	if (g_w.err)
+		return;
+	for (;;) {
+		ZSTD_outBuffer out = { g_w.out, g_w.out_cap, 0 };
+		size_t r = ZSTD_compressStream2(g_w.cctx, &out, &in, mode);
+		if (ZSTD_isError(r)) {
+			g_w.err = -CM_E_ZSTD;
+			rec_log(REC_LOG_ERROR, "zstd: %s; recording stops", ZSTD_getErrorName(r));
+			return;
+		}
+		write_out(g_w.out, out.pos);
+		if (g_w.err)
+			return;
+		if (mode == ZSTD_e_continue ? in.pos == in.size : r == 0)
+			return;
+	}
+}
+
+int rec_writer_put_header(const void *rec, size_t len)
+{
+	uint8_t hdr[TF_HEADER_BYTES];
+
+	tf_enc_header(hdr, 0);
+	write_out(hdr, sizeof(hdr));
+	zput(rec, len, ZSTD_e_continue);
+	return g_w.err;
+}
+
+static uint64_t rss_bytes(void)
+{
+	char buf[96];
+	ssize_t n;
+	uint64_t v = 0;
+	const char *p;
+
+	if (g_rec.statm_fd < 0)
+		return 0;
+	n = rec_prim_pread(g_rec.statm_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strchr(buf, ' '); /* "size resident shared ..." in pages */
+	if (!p)
+		return 0;
+	for (p++; *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	return v * g_rec.page_size;
+}
+
+/* Copy the committed bytes of t as one CHUNK (the ring holds whole
+ * records only, committed per operation). */
+static void drain(struct rec_thread *t)
+{
+	uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&t->tail, memory_order_relaxed);
+	uint8_t hdr[TF_MAX_EVENT_BYTES];
+
+	if (head == tail)
+		return;
+	uint32_t len = (uint32_t)(head - tail);
+	size_t off = (size_t)(tail & (REC_RING_BYTES - 1));
+	size_t first = REC_RING_BYTES - off;
+	zput(hdr, tf_enc_chunk_head(hdr, t->stream, len), ZSTD_e_continue);
+	if (first >= len) {
+		zput(t->ring + off, len, ZSTD_e_continue);
+	} else {
+		zput(t->ring + off, first, ZSTD_e_continue);
+		zput(t->ring, len - first, ZSTD_e_continue);
+	}
+	atomic_store_explicit(&t->tail, head, memory_order_release);
+}
+
+/* One round. Returns the number of threads still in flight. */
+static unsigned writer_round(int final)
+{
+	uint64_t w = atomic_load(&g_rec.seq), wm = w;
+	unsigned n_busy = 0;
+	uint8_t rec[TF_MAX_EVENT_BYTES];
+	struct rec_thread *t, *list = atomic_load(&g_rec.threads);
+
+	/* 1. The watermark, before reading any ring. */
+	for (t = list; t; t = t->next) {
+		if (atomic_load(&t->in_flight)) {
+			uint64_t lc = atomic_load_explicit(&t->last_committed, memory_order_acquire);
+			if (lc + 1 < wm)
+				wm = lc + 1;
+			n_busy++;
+		}
+	}
+	if (wm < g_w.watermark)
+		wm = g_w.watermark; /* everything below the old one is out already */
+	g_w.watermark = wm;
+
+	/* 2. Drain. A slot whose owner is gone is retired after its last drain. */
+	for (t = list; t; t = t->next) {
+		uint32_t st = atomic_load_explicit(&t->status, memory_order_acquire);
+		if (st == REC_THR_EXITING && !t->writer_dead && !rec_prim_thread_alive(t->tid))
+			t->writer_dead = 1;
+		drain(t);
+		atomic_store_explicit(&t->kick_pending, 0, memory_order_relaxed);
+		if (t->writer_dead && !final) {
+			t->writer_dead = 0;
+			atomic_store(&t->in_flight, 0);
+			atomic_store_explicit(&t->status, REC_THR_FREE, memory_order_release);
+		}
+	}
+
+	/* 3. TICK. */
+	uint64_t now = rec_prim_mono_ns();
+	zput(rec, tf_enc_tick(rec, wm, now - g_rec.start_ns, rss_bytes()), ZSTD_e_continue);
+	if (now - g_w.last_flush_ns >= REC_FLUSH_NS) {
+		zput(NULL, 0, ZSTD_e_flush);
+		g_w.last_flush_ns = now;
+	}
+
+	/* 4. Threads waiting for ring room may go on. */
+	atomic_fetch_add(&g_rec.round_word, 1);
+	rec_prim_futex_wake((uint32_t *)&g_rec.round_word, 1 << 30);
+	return n_busy;
+}
+
+static void writer_finish(void)
+{
+	uint64_t deadline = rec_prim_mono_ns() + REC_STOP_WAIT_NS, n_events = 0;
+	uint8_t rec[TF_MAX_EVENT_BYTES];
+	struct rec_thread *t;
+
+	/* Operations that saw enabled == 1 finish; keep draining meanwhile so
+	 * none waits for room forever. */
+	while (writer_round(0) && rec_prim_mono_ns() < deadline)
+		rec_prim_sleep_ns(1000000);
+	writer_round(1);
+	for (t = atomic_load(&g_rec.threads); t; t = t->next)
+		n_events += atomic_load(&t->n_events);
+	zput(rec, tf_enc_end(rec, rec_prim_mono_ns() - g_rec.start_ns, n_events), ZSTD_e_end);
+	rec_prim_close(g_w.fd);
+	g_w.fd = -1;
+	g_rec.out_fd = -1;
+}
+
+static void *writer_main(void *arg)
+{
+	(void)arg;
+	rec_tls.state = REC_TLS_OFF;
+	rec_tls.guard = 1;
+	for (;;) {
+		uint32_t seen = atomic_load(&g_rec.wake_word);
+		if (atomic_load(&g_w.stop))
+			break;
+		rec_prim_futex_wait((uint32_t *)&g_rec.wake_word, seen, g_rec.interval_ns);
+		if (atomic_load(&g_w.stop))
+			break;
+		writer_round(0);
+	}
+	writer_finish();
+	atomic_store(&g_w.done, 1);
+	rec_prim_futex_wake((uint32_t *)&g_w.done, 1 << 30);
+	return NULL;
+}
+
+int rec_writer_start(void)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	int rc;
+
+	/* A first round now, flushed: an image that exec()s at once still
+	 * leaves its PROCESS and MODULE records. */
+	writer_round(0);
+	zput(NULL, 0, ZSTD_e_flush);
+	g_w.last_flush_ns = rec_prim_mono_ns();
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256u << 10);
+	rc = pthread_create(&g_w.thread, &attr, writer_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return -rc;
+	g_w.started = 1;
+	return 0;
+}
+
+void rec_writer_stop(void)
+{
+	uint64_t deadline = rec_prim_mono_ns() + REC_STOP_WAIT_NS + 5000000000ull;
+
+	if (!g_w.started)
+		return;
+	atomic_store(&g_w.stop, 1);
+	rec_writer_kick();
+	while (!atomic_load(&g_w.done) && rec_prim_mono_ns() < deadline)
+		rec_prim_futex_wait((uint32_t *)&g_w.done, 0, 100000000);
+}
+
+void rec_writer_kick(void)
+{
+	atomic_fetch_add(&g_rec.wake_word, 1);
+	rec_prim_futex_wake((uint32_t *)&g_rec.wake_word, 1);
+}
+
+int rec_writer_is_gone(void)
+{
+	return atomic_load(&g_w.done) != 0;
+}
