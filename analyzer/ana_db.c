@@ -63,6 +63,7 @@ static const char schema_sql[] =
 	"CREATE VIEW address_frames AS SELECT a.id AS address_id,\n"
 	"  coalesce(f.depth, 0) AS depth,\n"
 	"  coalesce(f.function, CASE WHEN a.address = 1 THEN '[truncated]'\n"
+	"    WHEN a.address = 0 THEN '[no backtrace]'\n"
 	"    WHEN m.id IS NOT NULL THEN m.name || '+0x' || printf('%x', a.module_offset)\n"
 	"    ELSE printf('0x%x', a.address) END) AS function,\n"
 	"  coalesce(f.file, '') AS file, coalesce(f.line, 0) AS line,\n"

@@ -64,6 +64,7 @@ struct replay {
 	uint64_t last_tick_ns;
 	uint64_t watermark;       /* highest watermark seen */
 	bool seen_tick;
+	uint32_t unknown_idx;     /* index of the node-0 site + 1, 0 = none yet */
 };
 
 static int replay_fail(struct replay *r, int code, uint64_t off, const char *fmt, ...)
@@ -235,7 +236,20 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct qev *ev)
 	struct ana_thread *t = &p->threads[si];
 	uint32_t idx;
 
-	if (!ana_map32_get(&p->node_index, ev->node, &idx))
+	if (ev->node == 0) {
+		/* No backtrace could be taken (docs/trace-format.md): one
+		 * synthetic site with id 0 and address 0, "[no backtrace]". */
+		if (!r->unknown_idx) {
+			CM_TRY(grow((void **)&p->nodes, &p->nodes_cap, p->n_nodes + 1,
+				    sizeof(*p->nodes)));
+			struct ana_node *u = &p->nodes[p->n_nodes];
+			memset(u, 0, sizeof(*u));
+			u->parent_idx = ANA_NO_PARENT;
+			u->resolved = 1;
+			r->unknown_idx = (uint32_t)++p->n_nodes;
+		}
+		idx = r->unknown_idx - 1;
+	} else if (!ana_map32_get(&p->node_index, ev->node, &idx))
 		return replay_fail(r, -CM_E_CORRUPT, ev->off,
 				   "alloc (seq %llu) references undefined stack node %u",
 				   (unsigned long long)ev->seq, ev->node);

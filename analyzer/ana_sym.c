@@ -12,6 +12,7 @@
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <gelf.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -239,11 +240,17 @@ int ana_sym_set_debug_path(struct ana_sym *sym, const char *path)
 static int probe_elf(const char *path, uint64_t base, const uint8_t *want,
 		     size_t want_len, uint64_t *start, uint64_t *end)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK and regular files only: a path named by a hostile trace
+	 * may be a FIFO or a device, whose open or read would block. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	int rc = -ENOEXEC;
-	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	struct stat st;
+	Elf *elf = NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		goto out;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	GElf_Ehdr ehdr;
 	size_t phnum;
 	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr) ||
