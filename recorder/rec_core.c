@@ -83,6 +83,7 @@ void rec_bootstrap(void)
 	RESOLVE(pvalloc);
 	RESOLVE(dlopen);
 	RESOLVE(dlclose);
+	RESOLVE(pipe2);
 	RESOLVE(malloc);
 	rec_tls.boot = 0;
 	errno = saved;

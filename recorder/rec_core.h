@@ -119,6 +119,7 @@ struct rec_real {
 	void *(*pvalloc)(size_t);
 	void *(*dlopen)(const char *, int);
 	int (*dlclose)(void *);
+	int (*pipe2)(int[2], int);
 };
 
 extern struct rec_real rec_real REC_HIDDEN;

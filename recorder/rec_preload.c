@@ -6,8 +6,10 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rec_core.h"
+#include "rec_prim.h"
 
 #define REC_EXPORT __attribute__((visibility("default")))
 
@@ -210,4 +212,36 @@ REC_EXPORT int dlclose(void *handle)
 		errno = saved;
 	}
 	return rc;
+}
+
+/* libunwind opens a pipe (to validate memory) at its first unwind, which
+ * happens inside the recorder: keep its descriptors away from the numbers
+ * the program would get from its own next open(), so a traced program sees
+ * the same descriptors as an untraced one. Calls from the program itself
+ * pass straight through. */
+static int pipe_common(int fds[2], int flags)
+{
+	if (REC_UNLIKELY(!rec_real.pipe2)) {
+		rec_bootstrap();
+		if (!rec_real.pipe2) {
+			errno = ENOSYS;
+			return -1;
+		}
+	}
+	int rc = rec_real.pipe2(fds, flags);
+	if (rc == 0 && rec_tls.guard) {
+		fds[0] = rec_prim_fd_high(fds[0]);
+		fds[1] = rec_prim_fd_high(fds[1]);
+	}
+	return rc;
+}
+
+REC_EXPORT int pipe2(int fds[2], int flags)
+{
+	return pipe_common(fds, flags);
+}
+
+REC_EXPORT int pipe(int fds[2])
+{
+	return pipe_common(fds, 0);
 }

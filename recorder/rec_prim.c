@@ -89,6 +89,11 @@ static int move_high(int fd)
 	return hi;
 }
 
+int rec_prim_fd_high(int fd)
+{
+	return move_high(fd);
+}
+
 int rec_prim_create_excl(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -30,6 +30,9 @@ int rec_prim_create_excl(const char *path);
  * or 3/4 of a small RLIMIT_NOFILE) so the program's own dup2() onto low
  * numbers never replaces a descriptor the recorder keeps open. */
 int rec_prim_open_ro(const char *path);
+/* Move an open descriptor to a high number as above (closing the low one);
+ * returns the new fd, or fd unchanged when it cannot be moved. */
+int rec_prim_fd_high(int fd);
 int rec_prim_open_ro_high(const char *path);
 void rec_prim_close(int fd);
 
