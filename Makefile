@@ -183,6 +183,8 @@ lint: check-deps
 clean:
 	rm -rf $(BUILD) build-asan
 
+.SECONDARY:
+
 .PHONY: all progs check check-unit check-e2e check-deps asan deps demo install format lint clean fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

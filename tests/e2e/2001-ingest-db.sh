@@ -24,6 +24,10 @@ is "$(meta inconsistent)" 0 "meta.inconsistent = 0"
 is "$(meta unmatched_frees)" 0 "meta.unmatched_frees = 0"
 is "$(meta late_events)" 0 "meta.late_events = 0"
 like "$(meta command)" 'gt_basic' "meta.command names gt_basic"
+# edge_cases: malloc(SIZE_MAX / 2) and calloc(SIZE_MAX / 4, 8) fail; bad_memalign's
+# posix_memalign(&p, 3, 10) may or may not count as a failed call
+bm=$(q "SELECT coalesce(sum(calls), 0) FROM hotspots WHERE node_id IN (SELECT node_id FROM stack_frames WHERE level = 0 AND function = 'bad_memalign')")
+is "$(($(meta failed_allocations) - bm))" 2 "meta.failed_allocations: the 2 failing calls of edge_cases"
 
 # per-function figures from the views, joined to the leaf frame
 fn_sum() { # VIEW FUNC -> "calls|bytes"

@@ -18,9 +18,17 @@
  *   use_memalign     memalign(256, 300) x 6, freed: 6 calls, 1800
  *   use_valloc       valloc(5000) x 2, freed: 2 calls, 10000
  *   use_pvalloc      pvalloc(8192) x 3, freed: 3 calls, 24576
+ *   edge_cases       free(NULL) x 3 (not frees), malloc(0) freed at once,
+ *                    malloc(SIZE_MAX / 2) and calloc(SIZE_MAX / 4, 8) failing:
+ *                    3 calls (2 failed), 0 bytes, 1 temporary; errno must be
+ *                    ENOMEM after each failure (the recorder keeps errno)
+ *   bad_memalign     posix_memalign(&p, 3, 10) must return EINVAL (a failed
+ *                    call; whether it counts as one is not asserted)
  *
  * Exits 0 and prints nothing; exits 1 with a message if an allocation fails. */
+#include <errno.h>
 #include <malloc.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -178,6 +186,38 @@ NOINLINE void use_pvalloc(void)
 	}
 }
 
+NOINLINE void edge_cases(void)
+{
+	free(NULL);
+	free(NULL);
+	free(NULL);
+	void *p = malloc(0);
+	if (!p)
+		die("malloc(0)");
+	gt_sink = p;
+	free(p);
+	volatile size_t huge = SIZE_MAX / 2, n_huge = SIZE_MAX / 4;
+	errno = 0;
+	p = malloc(huge);
+	if (p || errno != ENOMEM)
+		die("malloc(SIZE_MAX / 2) did not fail with ENOMEM");
+	errno = 0;
+	p = calloc(n_huge, 8);
+	if (p || errno != ENOMEM)
+		die("calloc(SIZE_MAX / 4, 8) did not fail with ENOMEM");
+}
+
+NOINLINE void bad_memalign(void)
+{
+	static char marker;
+	void *p = &marker;
+
+	if (posix_memalign(&p, 3, 10) != EINVAL)
+		die("posix_memalign(&p, 3, 10) did not return EINVAL");
+	if (p != &marker)
+		die("posix_memalign changed *p on failure");
+}
+
 int main(void)
 {
 	leak_some(); /* before the plateau, so the peak is 32 MiB + 700 */
@@ -192,6 +232,8 @@ int main(void)
 	use_memalign();
 	use_valloc();
 	use_pvalloc();
+	edge_cases();
+	bad_memalign();
 	gt_sink = leaked[0];
 	return 0;
 }
