@@ -31,6 +31,7 @@ struct tf_dec {
 	uint8_t *in;            /* DEC_IN_CAP bytes */
 	ZSTD_inBuffer zin;
 	int frame_open;         /* zstd is inside a frame (last return != 0) */
+	int frame_start;        /* the next input byte starts a zstd frame */
 
 	uint8_t *out;           /* DEC_OUT_CAP bytes: [pos, end) not yet parsed */
 	size_t pos, end;
@@ -152,6 +153,7 @@ static int dec_init(struct tf_dec *dec, char errmsg[128])
 		copy_msg(errmsg, "zstd: cannot set window limit");
 		return -CM_E_ZSTD;
 	}
+	dec->frame_start = 1;
 	dec->zin.src = dec->in;
 	dec->zin.size = 0;
 	dec->zin.pos = 0;
@@ -257,6 +259,33 @@ static int fill(struct tf_dec *dec, size_t want)
 			dec->zin.size = (size_t)n;
 			dec->zin.pos = 0;
 		}
+		if (dec->frame_start) {
+			/* Only zstd v1 frames (RFC 8878) and skippable frames: the
+			 * library would also decode legacy (v0.x) frames, which
+			 * ignore the window limit (35 bytes could claim 128 MiB). */
+			size_t have = dec->zin.size - dec->zin.pos;
+			if (have < 4 && !dec->src_eof) {
+				memmove(dec->in, dec->in + dec->zin.pos, have);
+				dec->zin.pos = 0;
+				dec->zin.size = have;
+				ssize_t n = src_read(dec, dec->in + have, DEC_IN_CAP - have);
+				if (n < 0)
+					return fail(dec, (int)n, dec->out_base + dec->end,
+						    "read error");
+				if (n == 0)
+					dec->src_eof = 1;
+				dec->zin.size += (size_t)n;
+				continue;
+			}
+			if (have >= 4) {
+				uint32_t magic = get_u32le(dec->in + dec->zin.pos);
+				if (magic != ZSTD_MAGICNUMBER &&
+				    (magic & ZSTD_MAGIC_SKIPPABLE_MASK) != ZSTD_MAGIC_SKIPPABLE_START)
+					return fail(dec, -CM_E_ZSTD, dec->out_base + dec->end,
+						    "not a zstd frame (magic 0x%08x)", magic);
+				dec->frame_start = 0;
+			}
+		}
 		ZSTD_outBuffer zout = { dec->out, DEC_OUT_CAP, dec->end };
 		size_t before_in = dec->zin.pos;
 		size_t r = ZSTD_decompressStream(dec->zds, &zout, &dec->zin);
@@ -266,8 +295,10 @@ static int fill(struct tf_dec *dec, size_t want)
 		dec->file_off += dec->zin.pos - before_in;
 		int progressed = zout.pos != dec->end || dec->zin.pos != before_in;
 		dec->end = zout.pos;
-		if (progressed)
+		if (progressed) {
 			dec->frame_open = r != 0;
+			dec->frame_start = r == 0;
+		}
 		if (!progressed && dec->zin.pos == dec->zin.size && dec->src_eof) {
 			dec->dstream_eof = 1;
 			break;

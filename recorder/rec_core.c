@@ -19,7 +19,7 @@
 #include "tf_enc.h"
 
 __thread struct rec_tls rec_tls __attribute__((tls_model("initial-exec")));
-struct rec_global g_rec = { .out_fd = -1, .statm_fd = -1 };
+struct rec_global g_rec = { .out_fd = -1, .statm_fd = -1, .stat_fd = -1 };
 struct rec_real rec_real;
 
 /* ---- bootstrap ---------------------------------------------------------- */
@@ -250,6 +250,8 @@ void rec_stage_alloc(struct rec_thread *t, enum tf_kind kind, uint64_t size, uin
  * is gone (the records are then dropped: only after the trace ended). */
 static int ring_wait(struct rec_thread *t, size_t need)
 {
+	unsigned idle = 0;
+
 	for (;;) {
 		uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
 		if (REC_RING_BYTES - (t->local_head - tail) >= need)
@@ -262,6 +264,16 @@ static int ring_wait(struct rec_thread *t, size_t need)
 		if (REC_RING_BYTES - (t->local_head - tail) >= need)
 			return 0;
 		rec_prim_futex_wait((uint32_t *)&g_rec.round_word, r, 2000000);
+		/* A child made by _Fork() or a raw clone() skipped atfork_child
+		 * and has no writer: stop recording there instead of waiting
+		 * forever. (A vfork() child shares the parent's memory and
+		 * writer, whose rounds go on: keep waiting there.) */
+		if (atomic_load(&g_rec.round_word) != r)
+			idle = 0;
+		else if (++idle >= 50 && rec_prim_getpid() != g_rec.pid) {
+			atomic_store(&g_rec.enabled, 0);
+			return -1;
+		}
 	}
 }
 
@@ -415,8 +427,10 @@ static void atfork_child(void)
 	atomic_store(&g_rec.enabled, 0);
 	rec_prim_close(g_rec.out_fd);
 	rec_prim_close(g_rec.statm_fd);
+	rec_prim_close(g_rec.stat_fd);
 	g_rec.out_fd = -1;
 	g_rec.statm_fd = -1;
+	g_rec.stat_fd = -1;
 }
 
 /* Static buffers used once, by the constructor. */
@@ -448,6 +462,7 @@ static int setup(const char *pattern)
 		return fd;
 	g_rec.out_fd = fd;
 	g_rec.statm_fd = rec_prim_open_ro_high("/proc/self/statm");
+	g_rec.stat_fd = rec_prim_open_ro_high("/proc/self/stat");
 	g_rec.start_ns = rec_prim_mono_ns();
 
 	exe_len = rec_prim_readlink("/proc/self/exe", g_init.exe, sizeof(g_init.exe));

@@ -97,6 +97,7 @@ struct rec_global {
 	uint32_t pid;                     /* process that owns the trace */
 	int out_fd;                       /* trace file, -1 when off */
 	int statm_fd;                     /* /proc/self/statm, -1 when unavailable */
+	int stat_fd;                      /* /proc/self/stat, -1 when unavailable */
 	size_t page_size;                 /* bytes */
 	pthread_key_t key;                /* TSD key: marks threads exiting */
 	int initialized;                  /* constructor finished setup */

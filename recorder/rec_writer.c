@@ -4,6 +4,7 @@
 #define ZSTD_STATIC_LINKING_ONLY
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -216,6 +217,48 @@ static void writer_finish(void)
 	g_rec.out_fd = -1;
 }
 
+/* glibc ends the process with exit(0) when its last thread exits, and the
+ * writer counts as a thread: after main() called pthread_exit() the process
+ * would never end. Returns 1 when every thread but the writer is gone: the
+ * main thread (the group leader) ran its TSD destructors and is a zombie,
+ * and the group has 2 threads left (it and the writer). */
+static int only_writer_left(void)
+{
+	static struct rec_thread *main_t; /* the main thread's slot (never reused
+					   * while the zombie leader exists) */
+	char buf[1024];
+	const char *p;
+	ssize_t n;
+	unsigned field;
+	uint64_t n_threads = 0;
+
+	if (!main_t) {
+		for (struct rec_thread *t = atomic_load(&g_rec.threads); t; t = t->next)
+			if (t->tid == g_rec.pid)
+				main_t = t;
+		if (!main_t)
+			return 0;
+	}
+	if (atomic_load(&main_t->status) != REC_THR_EXITING || g_rec.stat_fd < 0)
+		return 0;
+	n = rec_prim_pread(g_rec.stat_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* "pid (comm) S ppid ...": comm may hold ')' */
+	if (!p || p[1] != ' ' || p[2] != 'Z')
+		return 0;
+	/* Field 3 is the state; field 20 num_threads. */
+	for (p += 2, field = 3; *p && field < 20; p++)
+		if (*p == ' ')
+			field++;
+	if (field != 20)
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++)
+		n_threads = n_threads * 10 + (uint64_t)(*p - '0');
+	return n_threads == 2;
+}
+
 static void *writer_main(void *arg)
 {
 	(void)arg;
@@ -229,6 +272,15 @@ static void *writer_main(void *arg)
 		if (atomic_load(&g_w.stop))
 			break;
 		writer_round(0);
+		if (REC_UNLIKELY(only_writer_left()) && !atomic_exchange(&g_rec.finished, 1)) {
+			/* Do what the last thread would have done: exit(0). The
+			 * trace ends first; rec_atexit then sees finished. */
+			atomic_store(&g_rec.enabled, 0);
+			writer_finish();
+			atomic_store(&g_w.done, 1);
+			rec_prim_futex_wake((uint32_t *)&g_w.done, 1 << 30);
+			exit(0);
+		}
 	}
 	writer_finish();
 	atomic_store(&g_w.done, 1);

@@ -118,7 +118,7 @@ unlike() {
 
 # num GOT OP WANT DESC: integer comparison (OP: -eq -ne -lt -le -gt -ge).
 num() {
-	if [[ "$1" =~ ^-?[0-9]+$ ]] && [ "$1" "$2" "$3" ]; then
+	if [[ "$1" =~ ^-?[0-9]+$ ]] && test "$1" "$2" "$3"; then
 		pass "$4"
 	else
 		fail "$4"
@@ -135,6 +135,17 @@ sys.exit(0 if abs(g - w) <= abs(w) * p / 100 else 1)' "$1" "$2" "$3" 2>/dev/null
 	else
 		fail "$4"
 		diag "     got: '$1'" "expected: $2 within $3%"
+	fi
+}
+
+# todo_is GOT WANT DESC REASON: a known gap (TAP TODO): reported, not fatal.
+todo_is() {
+	T_N=$((T_N + 1))
+	if [ "$1" = "$2" ]; then
+		echo "ok $T_N - $3 # TODO $4"
+	else
+		echo "not ok $T_N - $3 # TODO $4"
+		diag "     got: '$1'" "expected: '$2'"
 	fi
 }
 

@@ -25,6 +25,8 @@ for sig in 11 6 9 15; do
 	"$MEMREC" -q -o "sig$sig.zst" "$G" signal "$sig" >/dev/null 2>sig$sig.err
 	is "$?" "$((128 + sig))" "death by signal $sig gives $((128 + sig))"
 	[ -s "sig$sig.zst" ] && pass "signal $sig: a trace is left" || fail "signal $sig: a trace is left"
+	"$MEMANA" report "sig$sig.zst" --json >"sig$sig.json" 2>"sig$sig.json.err"
+	is "$?" 0 "signal $sig: the trace reports (exit 0)"
 done
 # the trace of a program killed by SIGKILL is readable (exit 0, incomplete)
 "$MEMANA" report sig9.zst --json >sig9.json 2>sig9.json.stderr

@@ -91,7 +91,7 @@ check_bad() { # FILE WHAT [REGEX for the message]
 	for cmd in report "report --json" dump ingest check; do
 		local out=$T_DIR/out.$$ err=$T_DIR/err.$$
 		rm -f x.db
-		# shellcheck disable=SC2086
+		# shellcheck disable=SC2086,SC2046
 		"$MEMANA" $cmd "$f" $([ "$cmd" = ingest ] && echo "-o x.db") >"$out" 2>"$err"
 		local st=$?
 		is "$st" 3 "$what: memana $cmd exits 3"

@@ -6,6 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 need_tools
 need_prog gt_threads
+need_prog gt_manythreads
 
 N=200000
 # bytes of N blocks of sizes 16 + (i % 8) * 16
@@ -103,5 +104,20 @@ EOP
 		diag "run $run totals: $(jget r$run.json 'd["totals"]')"
 	fi
 done
+
+# Many short-lived threads (8 at a time), each leaking 1 of its 10 blocks and
+# freeing one in a TLS destructor as it exits: the events of exited threads
+# are all there, the destructor's free included.
+T=300
+record many.zst "$PROGS/gt_manythreads" $T
+is "$?" 0 "gt_manythreads $T exits 0"
+report many.zst many.json
+is "$(jget many.json 'd["trace"]["complete"]')" true "many threads: trace complete"
+is "$(site many.json allocations thread_work | cut -d' ' -f1,2)" "$((10 * T)) $((1000 * T))" "many threads: thread_work $((10 * T)) calls"
+is "$(site many.json leaked thread_work | cut -d' ' -f1,2)" "$T $((100 * T))" "many threads: exactly one leaked block per thread (the TLS destructor's free recorded)"
+"$MEMANA" ingest many.zst -o many.db >/dev/null 2>&1
+is "$(sqlite3 many.db "SELECT group_concat(value, ' ') FROM (SELECT value FROM meta WHERE key IN ('inconsistent', 'unmatched_frees', 'late_events') ORDER BY key)")" \
+	"0 0 0" "many threads: no inconsistent, unmatched or late event"
+num "$(sqlite3 many.db "SELECT count(*) FROM threads")" -ge $((T + 1)) "many threads: one stream per thread"
 
 done_testing

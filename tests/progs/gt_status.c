@@ -6,6 +6,7 @@
  *   sym NAME     print "sym NAME found" or "sym NAME missing" (dlsym in the
  *                global scope: shows whether an LD_PRELOAD library is loaded)
  *   exit S       exit(S)
+ *   _exit S      _exit(S) (stdout flushed first)
  *   signal N     kill itself with signal N (default action)
  * Without exit/signal it returns 0. */
 #include <dlfcn.h>
@@ -44,6 +45,9 @@ int main(int argc, char **argv)
 			i++;
 		} else if (strcmp(a, "exit") == 0) {
 			exit((int)strtol(v, NULL, 10));
+		} else if (strcmp(a, "_exit") == 0) {
+			fflush(stdout);
+			_exit((int)strtol(v, NULL, 10));
 		} else if (strcmp(a, "signal") == 0) {
 			fflush(stdout);
 			int sig = (int)strtol(v, NULL, 10);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,7 +327,7 @@ static void test_roundtrip_every_record(void **state)
 	size_t p0_len = p.len;
 	/* another stream (id 9): its delta state is its own */
 	p.len = 0;
-	p.len += tf_enc_thread(tb_room(&p, 64), &s9, 10, 42, "w", 1);
+	p.len += tf_enc_thread(tb_room(&p, 64), &s9, 10, 42, "worker-with-a-long-name", 23);
 	p.len += tf_enc_free(tb_room(&p, 64), &s9, 11, TF_KIND_FREE, 0x7f0000001000ull);
 	raw_chunk(&raw, 9, &p);
 	raw_tick(&raw, UINT64_MAX, UINT64_MAX, UINT64_MAX);
@@ -419,8 +420,10 @@ static void test_roundtrip_every_record(void **state)
 	assert_true(r[i].tag == TF_TAG_CHUNK && r[i].u.chunk.stream == 9 &&
 		    r[i].u.chunk.len == p.len);
 	i++;
+	/* the encoder cuts thread names at 16 bytes (the kernel's comm) */
 	assert_true(r[i].tag == TF_TAG_THREAD && r[i].stream == 9 && r[i].seq == 10 &&
-		    r[i].u.thread.tid == 42 && r[i].u.thread.name_len == 1);
+		    r[i].u.thread.tid == 42 && r[i].u.thread.name_len == 16);
+	assert_memory_equal(r[i].u.thread.name, "worker-with-a-lo", 16);
 	i++;
 	assert_true(r[i].tag == TF_TAG_FREE && r[i].stream == 9 && r[i].seq == 11 &&
 		    r[i].u.free.addr == 0x7f0000001000ull);
@@ -965,6 +968,36 @@ static void test_every_flip(void **state)
 	tb_release(&c);
 }
 
+/* A zstd v0.7 ("legacy") frame header, found by fuzz_decode: libzstd decodes
+ * legacy frames without ZSTD_d_windowLogMax, so 35 bytes made the decoder
+ * allocate 129 MiB (docs/trace-format.md "Limits": about 43 MiB at most).
+ * Only zstd1 frames (magic 0xFD2FB528) and skippable frames belong in a trace. */
+static void test_legacy_frame_refused(void **state)
+{
+	static const uint8_t legacy[] = {
+		0x4d, 0x45, 0x4d, 0x52, 0x45, 0x43, 0x1a, 0x01, 0x01, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x00, 0x27, 0xb5, 0x2f, 0xfd, 0x00, 0x88, 0xd1, 0x10,
+		0xff, 0x27, 0xb5, 0x2f, 0xfd, 0x00, 0x7d, 0xd1, 0x10, 0x00, 0x5f,
+	};
+	struct tf_dec *dec = NULL;
+	struct tf_record rec;
+	char msg[128];
+	int rc;
+	(void)state;
+
+	struct mallinfo2 before = mallinfo2();
+	assert_int_equal(tf_dec_open_mem(&dec, legacy, sizeof(legacy), msg), 0);
+	while ((rc = tf_dec_next(dec, &rec)) > 0)
+		;
+	struct mallinfo2 during = mallinfo2();
+	size_t held = (during.hblkhd + during.uordblks) - (before.hblkhd + before.uordblks);
+	print_message("# legacy frame: rc %d (%s), decoder holds %zu KiB\n", rc,
+		      tf_dec_errmsg(dec), held >> 10);
+	tf_dec_free(dec);
+	assert_true(held < (48u << 20));
+	assert_true(rc == -CM_E_ZSTD || rc == -CM_E_CORRUPT);
+}
+
 /* Names used by dump and messages. */
 static void test_names(void **state)
 {
@@ -995,6 +1028,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_every_flip),
+		cmocka_unit_test(test_legacy_frame_refused),
 		cmocka_unit_test(test_names),
 	};
 
