@@ -42,6 +42,12 @@ ok "stdout identical to the untraced run" cmp -s plain.out traced.out
 ok "stderr identical to the untraced run (-q)" cmp -s plain.err traced.err
 [ -s plain.out ] && [ "$(wc -l <plain.out)" -eq 2000 ] && pass "untraced output has 2000 lines" || fail "untraced output has 2000 lines"
 
+# the program gets the same descriptor numbers as without memrec
+"$PROGS/gt_fds" >fds.plain 2>&1
+"$MEMREC" -q -o fds.zst "$PROGS/gt_fds" >fds.traced 2>&1
+is "$?" 0 "traced gt_fds exits 0"
+is "$(cat fds.traced)" "$(cat fds.plain)" "open() and pipe() return the same descriptors as untraced"
+
 # a real program: ls, and stdin passed through (sort)
 ls -la /usr/bin >ls.plain 2>&1
 "$MEMREC" -q -o ls.zst ls -la /usr/bin >ls.traced 2>&1
