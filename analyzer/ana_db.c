@@ -237,35 +237,39 @@ int ana_db_is_db_file(const char *path)
 
 /* ---- storing a profile ------------------------------------------------- */
 
-/* Address -> address row id (open addressing; id 0 = empty slot). */
+/* (module row id, address) -> address row id (open addressing; id 0 =
+ * empty slot). Module 0: the address lies in no module's segments. */
 struct addr_map {
 	uint64_t *keys;
+	uint32_t *mods;
 	uint32_t *ids;
 	size_t cap, n;
 };
 
-static size_t addr_slot(uint64_t a, size_t cap)
+static size_t addr_slot(uint64_t a, uint32_t mod, size_t cap)
 {
-	return (size_t)((a * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+	return (size_t)(((a ^ ((uint64_t)mod << 40)) * 0x9e3779b97f4a7c15ull) >> 17) &
+	       (cap - 1);
 }
 
-static uint32_t addr_map_get(const struct addr_map *m, uint64_t a)
+static uint32_t addr_map_get(const struct addr_map *m, uint64_t a, uint32_t mod)
 {
-	for (size_t i = addr_slot(a, m->cap);; i = (i + 1) & (m->cap - 1)) {
+	for (size_t i = addr_slot(a, mod, m->cap);; i = (i + 1) & (m->cap - 1)) {
 		if (!m->ids[i])
 			return 0;
-		if (m->keys[i] == a)
+		if (m->keys[i] == a && m->mods[i] == mod)
 			return m->ids[i];
 	}
 }
 
-static void addr_map_put(struct addr_map *m, uint64_t a, uint32_t id)
+static void addr_map_put(struct addr_map *m, uint64_t a, uint32_t mod, uint32_t id)
 {
-	size_t i = addr_slot(a, m->cap);
+	size_t i = addr_slot(a, mod, m->cap);
 
 	while (m->ids[i])
 		i = (i + 1) & (m->cap - 1);
 	m->keys[i] = a;
+	m->mods[i] = mod;
 	m->ids[i] = id;
 	m->n++;
 }
@@ -392,28 +396,40 @@ static int store_modules(struct store *s)
 	return 0;
 }
 
-/* Insert the address row of addr (id) and its symbolized frames. */
-static int store_address(struct store *s, uint32_t id, uint64_t addr)
+/* Module row id (0: none) whose code addr is for a node born at seq: the
+ * module loaded there at that moment (docs/schema.md "Stacks"). */
+static uint32_t module_row(const struct store *s, uint64_t addr, uint64_t seq)
+{
+	const struct ana_module *m;
+
+	if (addr == TF_ADDR_TRUNCATED)
+		return 0;
+	m = ana_profile_module_for(s->prof, addr, seq);
+	return m ? (uint32_t)(m - s->prof->modules) + 1 : 0;
+}
+
+/* Insert the address row of addr (id) as code of module row mod_id (0: in
+ * no recorded segment) and its symbolized frames. */
+static int store_address(struct store *s, uint32_t id, uint64_t addr, uint32_t mod_id)
 {
 	struct ana_frame frames[ANA_SYM_MAX_FRAMES];
-	uint32_t mod_id = 0;
 	uint64_t mod_off = 0;
 	int n = 0;
 
-	if (addr != TF_ADDR_TRUNCATED && s->sym) {
+	if (mod_id) {
+		mod_off = addr - s->prof->modules[mod_id - 1].base;
+		if (s->sym)
+			n = ana_sym_resolve_in(s->sym, mod_id, addr, frames,
+					       ANA_SYM_MAX_FRAMES, NULL);
+	} else if (addr != TF_ADDR_TRUNCATED && s->sym) {
+		/* No recorded segment holds it: the ELF file's own range may
+		 * (its program headers, or the guess for an unusable file). */
 		n = ana_sym_resolve(s->sym, addr, frames, ANA_SYM_MAX_FRAMES, &mod_id, &mod_off);
-		if (n == -ENOMEM)
-			return -ENOMEM;
-		if (n < 0)
-			n = 0;
 	}
-	if (!mod_id && addr != TF_ADDR_TRUNCATED) {
-		const struct ana_module *m = ana_profile_module_at(s->prof, addr);
-		if (m) {
-			mod_id = (uint32_t)(m - s->prof->modules) + 1;
-			mod_off = addr - m->base;
-		}
-	}
+	if (n == -ENOMEM)
+		return -ENOMEM;
+	if (n < 0)
+		n = 0;
 	bind_u64(s->address, 1, id);
 	bind_u64(s->address, 2, addr);
 	if (mod_id) {
@@ -449,22 +465,26 @@ static int store_nodes(struct store *s)
 	while (am.cap < 2 * n_used + 2)
 		am.cap *= 2;
 	am.keys = malloc(am.cap * sizeof(*am.keys));
+	am.mods = malloc(am.cap * sizeof(*am.mods));
 	am.ids = calloc(am.cap, sizeof(*am.ids));
-	if (!am.keys || !am.ids) {
+	if (!am.keys || !am.mods || !am.ids || ana_profile_index_modules(p) < 0) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < p->n_nodes; i++) {
 		const struct ana_node *n = &p->nodes[i];
-		uint32_t aid;
+		uint32_t aid, mod;
 
 		if (!n->used)
 			continue;
-		aid = addr_map_get(&am, n->addr);
+		/* The same address is another row when another module was
+		 * loaded there at the node's birth. */
+		mod = module_row(s, n->addr, n->birth_seq);
+		aid = addr_map_get(&am, n->addr, mod);
 		if (!aid) {
 			aid = next_id++;
-			addr_map_put(&am, n->addr, aid);
-			rc = store_address(s, aid, n->addr);
+			addr_map_put(&am, n->addr, mod, aid);
+			rc = store_address(s, aid, n->addr, mod);
 			if (rc < 0)
 				goto out;
 		}
@@ -489,6 +509,7 @@ static int store_nodes(struct store *s)
 	}
 out:
 	free(am.keys);
+	free(am.mods);
 	free(am.ids);
 	return rc;
 }

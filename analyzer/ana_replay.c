@@ -4,6 +4,7 @@
  * "Ordering"). NODE and MODULE records apply as soon as they are decoded. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,7 @@ struct replay {
 	void *tick_ctx;
 
 	struct rstream *streams;  /* parallel to prof->threads */
+	size_t streams_cap;
 	struct ana_map32 stream_index; /* stream id + 1 -> index */
 	uint32_t *active;         /* stream indices with queued events */
 	size_t n_active, active_cap;
@@ -65,6 +67,17 @@ struct replay {
 	uint64_t watermark;       /* highest watermark seen */
 	bool seen_tick;
 	uint32_t unknown_idx;     /* index of the node-0 site + 1, 0 = none yet */
+
+	uint64_t n_queued;        /* events in all the stream queues */
+	uint64_t max_queued;      /* limit on n_queued */
+	uint64_t max_modules;     /* limit on MODULE records */
+	struct ana_map32 module_by_id; /* trace id + 1 -> latest index + 1 */
+	uint32_t module_max_id;   /* same for trace id UINT32_MAX (index + 1) */
+	/* UNLOAD records read before their MODULE record (streams reach the
+	 * file out of order): trace id + 1 -> index in unload_seqs + 1. */
+	struct ana_map32 pending_unload;
+	uint64_t *unload_seqs;    /* 0: applied */
+	size_t n_unloads, unloads_cap;
 };
 
 static int replay_fail(struct replay *r, int code, uint64_t off, const char *fmt, ...)
@@ -257,6 +270,12 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct qev *ev)
 
 	if (!n->resolved)
 		CM_TRY(resolve_node(r, idx, ev));
+	/* Birth of the node and its unborn ancestors: the modules loaded now
+	 * are the ones their addresses belong to. An ancestor of a born node
+	 * is born, so each node is visited once. */
+	for (uint32_t i = idx; i != ANA_NO_PARENT && !p->nodes[i].birth_seq;
+	     i = p->nodes[i].parent_idx)
+		p->nodes[i].birth_seq = ev->seq;
 	p->totals.allocations++;
 	t->n_allocs++;
 	n->alloc_calls++;
@@ -331,17 +350,37 @@ static int stream_get(struct replay *r, uint32_t stream, uint32_t *out)
 	idx = (uint32_t)p->n_threads;
 	CM_TRY(grow((void **)&p->threads, &p->threads_cap, p->n_threads + 1,
 		    sizeof(*p->threads)));
-	/* streams[] grows in step with threads[] */
-	struct rstream *ns = realloc(r->streams, p->threads_cap * sizeof(*ns));
-	if (!ns)
-		return -ENOMEM;
-	r->streams = ns;
+	/* streams[] grows in step with threads[] (only when threads[] did:
+	 * a realloc per stream would copy the array once per thread) */
+	if (r->streams_cap < p->threads_cap) {
+		struct rstream *ns = realloc(r->streams, p->threads_cap * sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		r->streams = ns;
+		r->streams_cap = p->threads_cap;
+	}
 	CM_TRY(ana_map32_put(&r->stream_index, stream + 1, idx));
 	memset(&p->threads[idx], 0, sizeof(p->threads[idx]));
 	memset(&r->streams[idx], 0, sizeof(r->streams[idx]));
 	p->threads[idx].stream = stream;
 	p->n_threads++;
 	*out = idx;
+	return 0;
+}
+
+/* Give stream s's ring cap slots (a power of two >= s->len). */
+static int ring_resize(struct rstream *s, size_t cap)
+{
+	struct qev *q = malloc(cap * sizeof(*q));
+
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->len; i++)
+		q[i] = s->q[(s->head + i) & (s->cap - 1)];
+	free(s->q);
+	s->q = q;
+	s->cap = cap;
+	s->head = 0;
 	return 0;
 }
 
@@ -355,18 +394,13 @@ static int queue_push(struct replay *r, const struct tf_record *rec)
 	s = &r->streams[si];
 	if (rec->seq < r->watermark)
 		r->prof->totals.late_events++;
-	if (s->len == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct qev *q = malloc(cap * sizeof(*q));
-		if (!q)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->len; i++)
-			q[i] = s->q[(s->head + i) & (s->cap - 1)];
-		free(s->q);
-		s->q = q;
-		s->cap = cap;
-		s->head = 0;
-	}
+	if (r->n_queued >= r->max_queued)
+		return replay_fail(r, -CM_E_LIMIT, rec->off,
+				   "more than %llu events without a tick record "
+				   "releasing them",
+				   (unsigned long long)r->max_queued);
+	if (s->len == s->cap)
+		CM_TRY(ring_resize(s, s->cap ? s->cap * 2 : 4));
 	ev = &s->q[(s->head + s->len) & (s->cap - 1)];
 	memset(ev, 0, sizeof(*ev));
 	ev->seq = rec->seq;
@@ -382,6 +416,7 @@ static int queue_push(struct replay *r, const struct tf_record *rec)
 		ev->addr = rec->u.free.addr;
 	}
 	s->len++;
+	r->n_queued++;
 	if (!s->active) {
 		CM_TRY(grow((void **)&r->active, &r->active_cap, r->n_active + 1,
 			    sizeof(*r->active)));
@@ -450,19 +485,35 @@ static int merge(struct replay *r, uint64_t limit)
 				return rc;
 			s->head = (s->head + 1) & (s->cap - 1);
 			s->len--;
+			r->n_queued--;
 		} while (s->len && s->q[s->head].seq < bound);
 		if (!s->len || head_seq(r, si) >= limit)
 			r->heap[0] = r->heap[--n];
 		heap_down(r, n, 0);
 	}
-	/* Drop the streams that ran empty from the active list. */
+	/* Drop the streams that ran empty from the active list and free
+	 * their rings; shrink a ring mostly drained. A ring then never holds
+	 * more than 4 slots per queued event (docs/schema.md "Limits"). */
 	size_t k = 0;
 	for (size_t i = 0; i < r->n_active; i++) {
 		uint32_t si = r->active[i];
-		if (r->streams[si].len)
+		struct rstream *s = &r->streams[si];
+		if (s->len) {
 			r->active[k++] = si;
-		else
-			r->streams[si].active = false;
+			if (s->len < s->cap / 4) {
+				size_t cap = 4;
+				while (cap < 2 * s->len)
+					cap *= 2;
+				/* Failing to shrink is harmless. */
+				(void)ring_resize(s, cap);
+			}
+		} else {
+			s->active = false;
+			free(s->q);
+			s->q = NULL;
+			s->cap = 0;
+			s->head = 0;
+		}
 	}
 	r->n_active = k;
 	return 0;
@@ -523,17 +574,39 @@ static int on_node(struct replay *r, const struct tf_record *rec)
 	return 0;
 }
 
+/* Index + 1 of the latest module with trace id, 0 if none. */
+static uint32_t module_lookup(const struct replay *r, uint32_t id)
+{
+	uint32_t v = 0;
+
+	if (id == UINT32_MAX)
+		return r->module_max_id;
+	return ana_map32_get(&r->module_by_id, id + 1, &v) ? v : 0;
+}
+
 static int on_module(struct replay *r, const struct tf_record *rec)
 {
 	struct ana_profile *p = r->prof;
 	struct ana_module *m;
+	uint32_t id = rec->u.module.id, prev = module_lookup(r, id), pend;
 
-	/* A module id reused while loaded: the old one is gone. */
-	for (size_t i = 0; i < p->n_modules; i++)
-		if (p->modules[i].trace_id == rec->u.module.id && !p->modules[i].unload_seq)
-			p->modules[i].unload_seq = rec->seq;
+	if (p->n_modules >= r->max_modules)
+		return replay_fail(r, -CM_E_LIMIT, rec->off, "more than %llu module records",
+				   (unsigned long long)r->max_modules);
+	if (p->module_path_bytes + rec->u.module.path_len > ANA_MAX_MODULE_PATH_BYTES)
+		return replay_fail(r, -CM_E_LIMIT, rec->off,
+				   "more than %u bytes of module paths",
+				   ANA_MAX_MODULE_PATH_BYTES);
+	/* A module id reused while loaded: the old one is gone. (Only the
+	 * latest module with an id can still be loaded.) */
+	if (prev && !p->modules[prev - 1].unload_seq)
+		p->modules[prev - 1].unload_seq = rec->seq;
 	CM_TRY(grow((void **)&p->modules, &p->modules_cap, p->n_modules + 1,
 		    sizeof(*p->modules)));
+	if (id == UINT32_MAX)
+		r->module_max_id = (uint32_t)p->n_modules + 1;
+	else
+		CM_TRY(ana_map32_put(&r->module_by_id, id + 1, (uint32_t)p->n_modules + 1));
 	m = &p->modules[p->n_modules];
 	memset(m, 0, sizeof(*m));
 	if (rec->u.module.path_len)
@@ -546,7 +619,8 @@ static int on_module(struct replay *r, const struct tf_record *rec)
 		free(m->segs);
 		return -ENOMEM;
 	}
-	m->trace_id = rec->u.module.id;
+	p->module_path_bytes += rec->u.module.path_len;
+	m->trace_id = id;
 	m->base = rec->u.module.base;
 	m->build_id_len = rec->u.module.build_id_len;
 	if (m->build_id_len > TF_MAX_BUILD_ID_BYTES)
@@ -558,18 +632,33 @@ static int on_module(struct replay *r, const struct tf_record *rec)
 		memcpy(m->segs, rec->u.module.segs, m->n_segs * sizeof(*m->segs));
 	m->load_seq = rec->seq;
 	p->n_modules++;
+	/* Its UNLOAD may have come first, from another stream. */
+	if (id != UINT32_MAX && ana_map32_get(&r->pending_unload, id + 1, &pend) &&
+	    r->unload_seqs[pend - 1] > rec->seq) {
+		m->unload_seq = r->unload_seqs[pend - 1];
+		r->unload_seqs[pend - 1] = 0;
+	}
 	return 0;
 }
 
-static void on_unload(struct replay *r, const struct tf_record *rec)
+static int on_unload(struct replay *r, const struct tf_record *rec)
 {
 	struct ana_profile *p = r->prof;
+	uint32_t id = rec->u.unload.id, i = module_lookup(r, id), pend;
 
-	for (size_t i = p->n_modules; i-- > 0;)
-		if (p->modules[i].trace_id == rec->u.unload.id && !p->modules[i].unload_seq) {
-			p->modules[i].unload_seq = rec->seq;
-			return;
-		}
+	if (i && !p->modules[i - 1].unload_seq && p->modules[i - 1].load_seq < rec->seq) {
+		p->modules[i - 1].unload_seq = rec->seq;
+		return 0;
+	}
+	/* No loaded module with this id yet: remember the first such UNLOAD
+	 * for a MODULE record still to come (bounded like the modules). */
+	if (id == UINT32_MAX || ana_map32_get(&r->pending_unload, id + 1, &pend) ||
+	    r->n_unloads >= r->max_modules)
+		return 0;
+	CM_TRY(grow((void **)&r->unload_seqs, &r->unloads_cap, r->n_unloads + 1,
+		    sizeof(*r->unload_seqs)));
+	r->unload_seqs[r->n_unloads++] = rec->seq;
+	return ana_map32_put(&r->pending_unload, id + 1, (uint32_t)r->n_unloads);
 }
 
 static int on_thread(struct replay *r, const struct tf_record *rec)
@@ -681,7 +770,7 @@ static int run(struct replay *r, struct tf_dec *dec)
 			rc = on_module(r, &rec);
 			break;
 		case TF_TAG_UNLOAD:
-			on_unload(r, &rec);
+			rc = on_unload(r, &rec);
 			break;
 		}
 		if (rc < 0)
@@ -700,6 +789,9 @@ static void replay_release(struct replay *r)
 	free(r->active);
 	free(r->heap);
 	free(r->live);
+	ana_map32_release(&r->module_by_id);
+	ana_map32_release(&r->pending_unload);
+	free(r->unload_seqs);
 }
 
 static int replay_dec(struct tf_dec *dec, const char *name,
@@ -713,10 +805,16 @@ static int replay_dec(struct tf_dec *dec, const char *name,
 	r.name = name;
 	r.errmsg = errmsg;
 	r.errcap = cap;
+	r.max_queued = ANA_MAX_QUEUED_EVENTS;
+	r.max_modules = ANA_MAX_MODULES;
 	if (opts) {
 		r.gap = opts->temporary_gap;
 		r.on_tick = opts->on_tick;
 		r.tick_ctx = opts->tick_ctx;
+		if (opts->max_queued)
+			r.max_queued = opts->max_queued;
+		if (opts->max_modules)
+			r.max_modules = opts->max_modules;
 	}
 	r.prof = calloc(1, sizeof(*r.prof));
 	if (!r.prof)
@@ -827,6 +925,114 @@ const struct ana_module *ana_profile_module_at(const struct ana_profile *prof,
 	return NULL;
 }
 
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct ana_seg_ref *x = a, *y = b;
+
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->module < y->module ? -1 : x->module > y->module;
+}
+
+int ana_profile_index_modules(struct ana_profile *prof)
+{
+	size_t n = 0;
+
+	if (prof->seg_index)
+		return 0;
+	for (size_t i = 0; i < prof->n_modules; i++)
+		n += prof->modules[i].n_segs;
+	prof->seg_index = malloc((n ? n : 1) * sizeof(*prof->seg_index));
+	if (!prof->seg_index)
+		return -ENOMEM;
+	n = 0;
+	prof->seg_max_span = 0;
+	for (size_t i = 0; i < prof->n_modules; i++) {
+		const struct ana_module *m = &prof->modules[i];
+		for (uint32_t s = 0; s < m->n_segs; s++) {
+			uint64_t lo = m->base + m->segs[s].vaddr, len = m->segs[s].memsz;
+			/* Empty or wrapping segments hold nothing (as in
+			 * ana_profile_module_at(), which never matches them
+			 * past the top of the address space). */
+			if (!len || lo + len < lo)
+				continue;
+			prof->seg_index[n++] = (struct ana_seg_ref){ lo, lo + len, (uint32_t)i };
+			if (len > prof->seg_max_span)
+				prof->seg_max_span = len;
+		}
+	}
+	qsort(prof->seg_index, n, sizeof(*prof->seg_index), seg_cmp);
+	prof->n_seg_index = n;
+	return 0;
+}
+
+static bool module_covers(const struct ana_module *m, uint64_t seq)
+{
+	return m->load_seq <= seq && (!m->unload_seq || seq < m->unload_seq);
+}
+
+/* Is module a loaded after module b? */
+static bool module_later(const struct ana_profile *prof, size_t a, size_t b)
+{
+	const struct ana_module *x = &prof->modules[a], *y = &prof->modules[b];
+
+	if (x->load_seq != y->load_seq)
+		return x->load_seq > y->load_seq;
+	return a > b;
+}
+
+/* Consider module i (holding the address) for ana_profile_module_for. */
+static void module_pick(const struct ana_profile *prof, size_t i, uint64_t seq,
+			size_t *cover, size_t *any)
+{
+	if (*any == SIZE_MAX || module_later(prof, i, *any))
+		*any = i;
+	if (module_covers(&prof->modules[i], seq) &&
+	    (*cover == SIZE_MAX || module_later(prof, i, *cover)))
+		*cover = i;
+}
+
+const struct ana_module *ana_profile_module_for(const struct ana_profile *prof,
+						uint64_t addr, uint64_t seq)
+{
+	size_t cover = SIZE_MAX, any = SIZE_MAX;
+
+	if (prof->seg_index) {
+		/* First segment starting above addr; scan down while a
+		 * segment starting there could still reach addr. */
+		size_t lo = 0, hi = prof->n_seg_index;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (prof->seg_index[mid].lo <= addr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t i = lo; i-- > 0;) {
+			const struct ana_seg_ref *g = &prof->seg_index[i];
+			if (addr - g->lo >= prof->seg_max_span)
+				break;
+			if (addr < g->hi)
+				module_pick(prof, g->module, seq, &cover, &any);
+		}
+	} else {
+		for (size_t i = 0; i < prof->n_modules; i++) {
+			const struct ana_module *m = &prof->modules[i];
+			for (uint32_t s = 0; s < m->n_segs; s++) {
+				uint64_t a = m->base + m->segs[s].vaddr;
+				uint64_t len = m->segs[s].memsz;
+				if (a + len >= a && addr >= a && addr - a < len) {
+					module_pick(prof, i, seq, &cover, &any);
+					break;
+				}
+			}
+		}
+	}
+	if (cover != SIZE_MAX)
+		return &prof->modules[cover];
+	return any != SIZE_MAX ? &prof->modules[any] : NULL;
+}
+
 void ana_profile_free(struct ana_profile *prof)
 {
 	if (!prof)
@@ -840,6 +1046,7 @@ void ana_profile_free(struct ana_profile *prof)
 		free(prof->modules[i].segs);
 	}
 	free(prof->modules);
+	free(prof->seg_index);
 	free(prof->threads);
 	free(prof);
 }

@@ -1,6 +1,8 @@
 /* Replay of a trace: merges the per-thread streams in seq order at every
  * TICK and aggregates allocations per stack node. Memory grows with the
- * live allocations and the distinct stacks, never with the trace length. */
+ * live allocations and the distinct stacks, never with the trace length:
+ * events waiting for a TICK and module records are bounded by the limits
+ * below (docs/schema.md "Limits"). */
 #ifndef ANA_REPLAY_H
 #define ANA_REPLAY_H
 
@@ -14,6 +16,14 @@
 #define ANA_NO_PARENT UINT32_MAX /* parent_idx of an outermost node */
 #define ANA_PARENT_PENDING (UINT32_MAX - 1) /* parent not defined yet */
 
+/* Most stream events (ALLOC/FREE) queued at once, waiting for a TICK whose
+ * watermark releases them (40 bytes each: 640 MiB). Beyond it the replay
+ * fails with -CM_E_LIMIT: "more than N events without a tick record". */
+#define ANA_MAX_QUEUED_EVENTS (16u << 20)
+/* Most MODULE records in one trace, and most bytes of module paths. */
+#define ANA_MAX_MODULES (1u << 18)
+#define ANA_MAX_MODULE_PATH_BYTES (64u << 20)
+
 /* One stack trie node and the aggregates of allocations whose leaf it is.
  * See docs/schema.md "Definitions" for peak, leaked and temporary. */
 struct ana_node {
@@ -26,6 +36,9 @@ struct ana_node {
 				* ana_profile_mark_used()) */
 	uint8_t resolved;      /* nonzero: every ancestor is defined */
 	uint64_t addr;         /* return address (TF_ADDR_TRUNCATED: cut) */
+	uint64_t birth_seq;    /* seq of the first replayed ALLOC naming this
+				* node or a descendant (0: none): the modules
+				* loaded then are the ones its address is in */
 	uint64_t alloc_calls;  /* allocation calls, failed ones included */
 	uint64_t alloc_bytes;  /* bytes requested by the calls that succeeded */
 	uint64_t temp_calls;   /* temporary allocations */
@@ -47,7 +60,15 @@ struct ana_module {
 	uint32_t n_segs;
 	struct tf_segment *segs;  /* owned, n_segs entries */
 	uint64_t load_seq;        /* seq of the MODULE record */
-	uint64_t unload_seq;      /* seq of its UNLOAD record, 0 = still loaded */
+	uint64_t unload_seq;      /* seq of its UNLOAD record, 0 = still loaded;
+				   * loaded over [load_seq, unload_seq) */
+};
+
+/* Segments of every module sorted by start address, for
+ * ana_profile_module_for() (built by ana_profile_index_modules()). */
+struct ana_seg_ref {
+	uint64_t lo, hi;          /* runtime range [lo, hi) */
+	uint32_t module;          /* index in profile->modules */
 };
 
 /* A thread stream. */
@@ -98,6 +119,10 @@ struct ana_profile {
 
 	struct ana_module *modules; /* in load order */
 	size_t n_modules, modules_cap;
+	size_t module_path_bytes;   /* sum of the paths' lengths */
+	struct ana_seg_ref *seg_index; /* NULL until indexed */
+	size_t n_seg_index;
+	uint64_t seg_max_span;      /* longest segment in seg_index */
 
 	struct ana_thread *threads; /* in first-seen order */
 	size_t n_threads, threads_cap;
@@ -113,6 +138,9 @@ struct ana_replay_opts {
 	uint64_t temporary_gap; /* other allocations allowed in between (0) */
 	ana_tick_fn on_tick;    /* may be NULL */
 	void *tick_ctx;
+	/* Internal overrides for tests; 0 = the ANA_MAX_* defaults. */
+	uint64_t max_queued;    /* ANA_MAX_QUEUED_EVENTS */
+	uint64_t max_modules;   /* ANA_MAX_MODULES */
 };
 
 /* Replay the trace at path. opts may be NULL (defaults). On success *out is
@@ -141,6 +169,18 @@ size_t ana_profile_mark_used(struct ana_profile *prof);
  * several did), or NULL. Linear in the number of modules. */
 const struct ana_module *ana_profile_module_at(const struct ana_profile *prof,
 					       uint64_t addr);
+
+/* Build prof->seg_index (once; modules must not change after). Returns 0
+ * or -ENOMEM. */
+int ana_profile_index_modules(struct ana_profile *prof);
+
+/* The module a node born at seq (ana_node.birth_seq) finds at addr: among
+ * the modules whose segment holds addr, the most recently loaded one whose
+ * lifetime [load_seq, unload_seq) covers seq; when none does, the most
+ * recently loaded one holding addr; NULL when none holds it. Uses the index
+ * when built, else scans every module. */
+const struct ana_module *ana_profile_module_for(const struct ana_profile *prof,
+						uint64_t addr, uint64_t seq);
 
 /* Free prof and everything it owns; NULL is allowed. */
 void ana_profile_free(struct ana_profile *prof);

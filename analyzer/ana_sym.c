@@ -57,6 +57,9 @@ struct ana_sym_mod {
 			      * file); NULL: unresolvable; owned */
 	uint64_t base;       /* load bias: runtime address - file vaddr */
 	uint64_t start, end; /* runtime range [start, end); end 0: unknown */
+	uint32_t owner;      /* index of the first registration of the same
+			      * elf_path, whose session and symbol table
+			      * serve this one (itself if first) */
 	Dwfl *dwfl;          /* this module's session; NULL until opened */
 	Dwfl_Module *dwmod;  /* its only module; NULL if opening failed */
 	bool tried;          /* opening attempted */
@@ -65,18 +68,29 @@ struct ana_sym_mod {
 	bool syms_loaded;    /* syms built (possibly empty) */
 };
 
-/* Cache slot: one distinct return address and its frames in the pool. */
+/* Cache slot: one distinct (module, return address) pair and its frames
+ * in the pool. The same address may be code of two modules loaded there at
+ * different times (dlclose, then dlopen): each gets its own slot. */
 struct ana_sym_slot {
 	uint64_t addr;  /* key; 0: empty (addresses < ANA_SYM_MIN_ADDR never
 			 * reach the cache) */
-	size_t first;   /* index of the innermost frame in sym->pool */
+	int32_t mod;    /* key: index into sym->mods */
 	uint32_t n;     /* frames */
-	int32_t mod;    /* index into sym->mods; -1: in no module */
+	size_t first;   /* index of the innermost frame in sym->pool */
 };
 
 struct ana_sym {
 	struct ana_sym_mod *mods; /* in registration order */
 	size_t n_mods, mods_cap;
+	/* id -> index + 1 of its latest registration (open addressing on
+	 * id_keys; key id + 1, 0 = empty; id UINT32_MAX in max_id_mod). */
+	uint32_t *id_keys, *id_vals;
+	size_t n_ids, ids_cap;
+	uint32_t max_id_mod;
+	/* elf_path -> index + 1 of its first registration (open addressing):
+	 * a library loaded again (dlclose, dlopen) shares one session. */
+	uint32_t *files;
+	size_t n_files, files_cap;
 	Dwfl_Callbacks cb;        /* shared by every module's Dwfl */
 	char *debug_path;         /* cb.debuginfo_path points here; NULL:
 				   * libdwfl's default */
@@ -212,6 +226,9 @@ void ana_sym_free(struct ana_sym *sym)
 		free(sym->mods[i].syms);
 	}
 	free(sym->mods);
+	free(sym->id_keys);
+	free(sym->id_vals);
+	free(sym->files);
 	for (size_t i = 0; i < sym->strs_cap; i++)
 		free(sym->strs[i]);
 	free(sym->strs);
@@ -332,14 +349,89 @@ static int find_by_build_id(struct ana_sym *sym, const uint8_t *id,
 	return -ENOENT;
 }
 
-/* Forget every cached address (a new module may change their owner). The
- * interned strings stay, so frames handed out earlier remain valid. */
-static void cache_clear(struct ana_sym *sym)
+/* Record that module id's latest registration is index idx. Returns 0 or
+ * -ENOMEM. */
+static int id_put(struct ana_sym *sym, uint32_t id, uint32_t idx)
 {
-	if (sym->slots)
-		memset(sym->slots, 0, sym->slots_cap * sizeof(*sym->slots));
-	sym->n_slots = 0;
-	sym->n_pool = 0;
+	if (id == UINT32_MAX) {
+		sym->max_id_mod = idx + 1;
+		return 0;
+	}
+	if ((sym->n_ids + 1) * 2 > sym->ids_cap) {
+		size_t cap = sym->ids_cap ? sym->ids_cap * 2 : 64;
+		uint32_t *k = calloc(cap, sizeof(*k)), *v = malloc(cap * sizeof(*v));
+		if (!k || !v) {
+			free(k);
+			free(v);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < sym->ids_cap; i++) {
+			if (!sym->id_keys[i])
+				continue;
+			size_t j = hash_u64(sym->id_keys[i]) & (cap - 1);
+			while (k[j])
+				j = (j + 1) & (cap - 1);
+			k[j] = sym->id_keys[i];
+			v[j] = sym->id_vals[i];
+		}
+		free(sym->id_keys);
+		free(sym->id_vals);
+		sym->id_keys = k;
+		sym->id_vals = v;
+		sym->ids_cap = cap;
+	}
+	size_t mask = sym->ids_cap - 1, j = hash_u64(id + 1) & mask;
+	while (sym->id_keys[j] && sym->id_keys[j] != id + 1)
+		j = (j + 1) & mask;
+	if (!sym->id_keys[j])
+		sym->n_ids++;
+	sym->id_keys[j] = id + 1;
+	sym->id_vals[j] = idx + 1;
+	return 0;
+}
+
+/* Index of the first registration whose elf_path is path; if none, record
+ * idx as it and return idx. Returns -ENOMEM on failure. */
+static int64_t file_owner(struct ana_sym *sym, const char *path, uint32_t idx)
+{
+	if ((sym->n_files + 1) * 2 > sym->files_cap) {
+		size_t cap = sym->files_cap ? sym->files_cap * 2 : 64;
+		uint32_t *t = calloc(cap, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < sym->files_cap; i++) {
+			if (!sym->files[i])
+				continue;
+			size_t j = hash_str(sym->mods[sym->files[i] - 1].elf_path) & (cap - 1);
+			while (t[j])
+				j = (j + 1) & (cap - 1);
+			t[j] = sym->files[i];
+		}
+		free(sym->files);
+		sym->files = t;
+		sym->files_cap = cap;
+	}
+	size_t mask = sym->files_cap - 1, j = hash_str(path) & mask;
+	for (; sym->files[j]; j = (j + 1) & mask)
+		if (!strcmp(sym->mods[sym->files[j] - 1].elf_path, path))
+			return sym->files[j] - 1;
+	sym->files[j] = idx + 1;
+	sym->n_files++;
+	return idx;
+}
+
+/* Index of the latest registration of module id, or -1. */
+static int id_find(const struct ana_sym *sym, uint32_t id)
+{
+	if (id == UINT32_MAX)
+		return (int)sym->max_id_mod - 1;
+	if (!sym->ids_cap)
+		return -1;
+	size_t mask = sym->ids_cap - 1, j = hash_u64(id + 1) & mask;
+	for (; sym->id_keys[j]; j = (j + 1) & mask)
+		if (sym->id_keys[j] == id + 1)
+			return (int)sym->id_vals[j] - 1;
+	return -1;
 }
 
 int ana_sym_add_module(struct ana_sym *sym, uint32_t id, const char *path,
@@ -350,7 +442,8 @@ int ana_sym_add_module(struct ana_sym *sym, uint32_t id, const char *path,
 		return -EINVAL;
 	if (!build_id)
 		build_id_len = 0;
-	if (grow((void **)&sym->mods, &sym->mods_cap, sym->n_mods + 1,
+	if (sym->n_mods >= INT32_MAX ||
+	    grow((void **)&sym->mods, &sym->mods_cap, sym->n_mods + 1,
 		 sizeof(*sym->mods)))
 		return -ENOMEM;
 	struct ana_sym_mod m = { .id = id, .base = base };
@@ -375,17 +468,29 @@ int ana_sym_add_module(struct ana_sym *sym, uint32_t id, const char *path,
 		free(m.path);
 		return -ENOMEM;
 	}
+	/* Cached results stay valid: they are per (module, address), and
+	 * ana_sym_resolve() picks the module before looking in the cache. */
+	m.owner = (uint32_t)sym->n_mods;
+	if (id_put(sym, id, m.owner) < 0) {
+		free(m.path);
+		free(m.elf_path);
+		return -ENOMEM;
+	}
 	sym->mods[sym->n_mods++] = m;
-	cache_clear(sym);
+	if (m.elf_path) {
+		/* Out of memory here only loses the sharing. */
+		int64_t o = file_owner(sym, m.elf_path, m.owner);
+		if (o >= 0)
+			sym->mods[m.owner].owner = (uint32_t)o;
+	}
 	return rc;
 }
 
 const char *ana_sym_module_path(struct ana_sym *sym, uint32_t id)
 {
-	for (size_t i = sym->n_mods; i-- > 0;)
-		if (sym->mods[i].id == id)
-			return sym->mods[i].path;
-	return NULL;
+	int i = id_find(sym, id);
+
+	return i >= 0 ? sym->mods[i].path : NULL;
 }
 
 /* Index of the module holding addr, or -1. A known range wins, the latest
@@ -723,8 +828,14 @@ static int symbolize(struct ana_sym *sym, struct ana_sym_mod *m, uint64_t pc,
 	return sym->oom ? -ENOMEM : n;
 }
 
-/* Find or compute the cache slot of addr. Returns it or NULL (-ENOMEM). */
-static struct ana_sym_slot *lookup(struct ana_sym *sym, uint64_t addr)
+static uint64_t slot_hash(uint64_t addr, int32_t mod)
+{
+	return hash_u64(addr ^ ((uint64_t)(uint32_t)mod << 47));
+}
+
+/* Find or compute the cache slot of addr in module index mod. Returns it or
+ * NULL (-ENOMEM). */
+static struct ana_sym_slot *lookup(struct ana_sym *sym, int32_t mod, uint64_t addr)
 {
 	if ((sym->n_slots + 1) * 4 > sym->slots_cap * 3) {
 		size_t cap = sym->slots_cap ? sym->slots_cap * 2 : 4096;
@@ -734,7 +845,7 @@ static struct ana_sym_slot *lookup(struct ana_sym *sym, uint64_t addr)
 		for (size_t i = 0; i < sym->slots_cap; i++) {
 			if (!sym->slots[i].addr)
 				continue;
-			size_t j = hash_u64(sym->slots[i].addr) & (cap - 1);
+			size_t j = slot_hash(sym->slots[i].addr, sym->slots[i].mod) & (cap - 1);
 			while (t[j].addr)
 				j = (j + 1) & (cap - 1);
 			t[j] = sym->slots[i];
@@ -743,40 +854,33 @@ static struct ana_sym_slot *lookup(struct ana_sym *sym, uint64_t addr)
 		sym->slots = t;
 		sym->slots_cap = cap;
 	}
-	size_t mask = sym->slots_cap - 1, j = hash_u64(addr) & mask;
+	size_t mask = sym->slots_cap - 1, j = slot_hash(addr, mod) & mask;
 	for (; sym->slots[j].addr; j = (j + 1) & mask)
-		if (sym->slots[j].addr == addr)
+		if (sym->slots[j].addr == addr && sym->slots[j].mod == mod)
 			return &sym->slots[j];
 
-	struct ana_sym_slot s = { .addr = addr, .first = sym->n_pool,
-				  .mod = find_mod(sym, addr) };
-	if (s.mod >= 0) {
-		struct ana_frame tmp[ANA_SYM_MAX_FRAMES];
-		int n = symbolize(sym, &sym->mods[s.mod], addr - 1, tmp);
-		if (n < 0 || grow((void **)&sym->pool, &sym->pool_cap,
-				  sym->n_pool + (size_t)n, sizeof(*sym->pool)))
-			return NULL;
-		memcpy(&sym->pool[sym->n_pool], tmp, (size_t)n * sizeof(*tmp));
-		sym->n_pool += (size_t)n;
-		s.n = (uint32_t)n;
-	}
+	struct ana_sym_slot s = { .addr = addr, .first = sym->n_pool, .mod = mod };
+	struct ana_frame tmp[ANA_SYM_MAX_FRAMES];
+	/* The same file loaded earlier (maybe elsewhere) serves this one: the
+	 * call is at the same offset from its base. */
+	const struct ana_sym_mod *m = &sym->mods[mod];
+	struct ana_sym_mod *o = &sym->mods[m->owner];
+	int n = symbolize(sym, o, addr - 1 - m->base + o->base, tmp);
+	if (n < 0 || grow((void **)&sym->pool, &sym->pool_cap,
+			  sym->n_pool + (size_t)n, sizeof(*sym->pool)))
+		return NULL;
+	memcpy(&sym->pool[sym->n_pool], tmp, (size_t)n * sizeof(*tmp));
+	sym->n_pool += (size_t)n;
+	s.n = (uint32_t)n;
 	sym->slots[j] = s;
 	sym->n_slots++;
 	return &sym->slots[j];
 }
 
-int ana_sym_resolve(struct ana_sym *sym, uint64_t addr, struct ana_frame *frames,
-		    int cap, uint32_t *module_id, uint64_t *module_off)
+/* Copy slot s's frames into frames (cap >= 1). Returns how many. */
+static int copy_frames(const struct ana_sym *sym, const struct ana_sym_slot *s,
+		       struct ana_frame *frames, int cap)
 {
-	if (cap < 1)
-		return -EINVAL;
-	if (addr < ANA_SYM_MIN_ADDR)
-		return 0;
-	struct ana_sym_slot *s = lookup(sym, addr);
-	if (!s)
-		return -ENOMEM;
-	if (s->mod < 0)
-		return 0;
 	const struct ana_frame *f = &sym->pool[s->first];
 	int n = (int)s->n;
 	if (n > cap) {
@@ -787,9 +891,41 @@ int ana_sym_resolve(struct ana_sym *sym, uint64_t addr, struct ana_frame *frames
 	} else {
 		memcpy(frames, f, (size_t)n * sizeof(*f));
 	}
-	if (module_id)
-		*module_id = sym->mods[s->mod].id;
-	if (module_off)
-		*module_off = addr - sym->mods[s->mod].base;
 	return n;
+}
+
+int ana_sym_resolve(struct ana_sym *sym, uint64_t addr, struct ana_frame *frames,
+		    int cap, uint32_t *module_id, uint64_t *module_off)
+{
+	if (cap < 1)
+		return -EINVAL;
+	if (addr < ANA_SYM_MIN_ADDR)
+		return 0;
+	int mod = find_mod(sym, addr);
+	if (mod < 0)
+		return 0;
+	struct ana_sym_slot *s = lookup(sym, mod, addr);
+	if (!s)
+		return -ENOMEM;
+	if (module_id)
+		*module_id = sym->mods[mod].id;
+	if (module_off)
+		*module_off = addr - sym->mods[mod].base;
+	return copy_frames(sym, s, frames, cap);
+}
+
+int ana_sym_resolve_in(struct ana_sym *sym, uint32_t module_id, uint64_t addr,
+		       struct ana_frame *frames, int cap, uint64_t *module_off)
+{
+	if (cap < 1)
+		return -EINVAL;
+	int mod = id_find(sym, module_id);
+	if (mod < 0 || addr < ANA_SYM_MIN_ADDR)
+		return 0;
+	struct ana_sym_slot *s = lookup(sym, mod, addr);
+	if (!s)
+		return -ENOMEM;
+	if (module_off)
+		*module_off = addr - sym->mods[mod].base;
+	return copy_frames(sym, s, frames, cap);
 }

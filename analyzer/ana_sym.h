@@ -1,7 +1,8 @@
 /* Symbolizer: return addresses -> function, source file, line and inline
  * frames, with elfutils libdw. Offline: reads the ELF files named in the
  * trace's module records (and their separate debug info), never a live
- * process. Every distinct address is resolved once; strings are interned. */
+ * process. Every distinct (module, address) pair is resolved once;
+ * strings are interned. */
 #ifndef ANA_SYM_H
 #define ANA_SYM_H
 
@@ -40,7 +41,9 @@ int ana_sym_set_debug_path(struct ana_sym *sym, const char *path);
 
 /* Register a module (ELF object) mapped at load bias base (dl_iterate_phdr's
  * dlpi_addr; 0 for a non-PIE executable). id is the trace's module id; a
- * later registration with the same id or an overlapping range wins. path is
+ * later registration with the same id or an overlapping range wins in
+ * ana_sym_resolve() (each registration keeps its own cache entries and
+ * libdwfl session, for ana_sym_resolve_in()). path is
  * copied; build_id (build_id_len bytes, the NT_GNU_BUILD_ID descriptor) may
  * be NULL. The file is opened here only for its program headers and
  * build-id; debug info is loaded on the first address inside it. When the
@@ -54,7 +57,9 @@ int ana_sym_add_module(struct ana_sym *sym, uint32_t id, const char *path,
 		       uint64_t base, const uint8_t *build_id,
 		       size_t build_id_len);
 
-/* Resolve return address addr: looks up addr - 1 (the call instruction).
+/* Resolve return address addr: looks up addr - 1 (the call instruction)
+ * in the module holding addr (the latest registration whose range holds
+ * it; ana_sym_resolve_in() chooses the module instead).
  * Fills frames[0..n), n <= cap, innermost (inlined callee) first, the last
  * one being the real function containing the call; frames[i].line is the
  * line of the call in that function. Sets *module_id and *module_off
@@ -64,6 +69,19 @@ int ana_sym_add_module(struct ana_sym *sym, uint32_t id, const char *path,
  * -EINVAL for cap < 1, -ENOMEM. Strings in frames are owned by sym. */
 int ana_sym_resolve(struct ana_sym *sym, uint64_t addr, struct ana_frame *frames,
 		    int cap, uint32_t *module_id, uint64_t *module_off);
+
+/* Resolve return address addr as code of the module registered as
+ * module_id (its latest registration), whatever other module covers addr:
+ * the caller knows which object was mapped there when the address was
+ * recorded (several may have been, one after the other, after dlclose).
+ * Results are cached per (module, address), and each module keeps its own
+ * libdwfl session. Fills frames as ana_sym_resolve() does and sets
+ * *module_off (addr - base; may be NULL). Returns n >= 1 (for a module
+ * whose file is unusable, or an address outside it, one frame with NULL/0
+ * fields), 0 when no module has that id or addr is below the first page
+ * (outputs untouched), -EINVAL for cap < 1, -ENOMEM. */
+int ana_sym_resolve_in(struct ana_sym *sym, uint32_t module_id, uint64_t addr,
+		       struct ana_frame *frames, int cap, uint64_t *module_off);
 
 /* Path of the module last registered as id (owned by sym), or NULL. */
 const char *ana_sym_module_path(struct ana_sym *sym, uint32_t id);
