@@ -66,11 +66,27 @@ $(BUILD)/.dirs:
 	@touch $@
 
 # The preload library: hidden visibility, only the interposed symbols exported.
+# LIB_EXTRA_CFLAGS (make asan) replaces EXTRA_CFLAGS for it: its objects,
+# formats/ and common/ included, are then compiled again in $(BUILD)/obj-lib
+# (a malloc interposer preloaded into uninstrumented programs can carry UBSan,
+# whose runtime is linked into the .so, but not ASan).
 $(BUILD)/obj/recorder/%.o: ALL_CFLAGS += -fvisibility=hidden -ftls-model=initial-exec
-$(LIB): $(REC_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_OBJ) recorder/libmemrec.map
+ifdef LIB_EXTRA_CFLAGS
+LIB_SAN := $(LIB_EXTRA_CFLAGS)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj-lib/%.o,$(REC_LIB_SRC) $(FORMATS_SRC) $(COMMON_SRC))
+$(BUILD)/obj-lib/%.o: %.c | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CC      $< (lib)"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIB_EXTRA_CFLAGS) $(INC_$(firstword $(subst /, ,$<))) \
+		$(if $(filter recorder/%,$<),-fvisibility=hidden -ftls-model=initial-exec) -c -o $@ $<
+else
+LIB_SAN := $(EXTRA_CFLAGS)
+LIB_OBJ := $(REC_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_OBJ)
+endif
+$(LIB): $(LIB_OBJ) recorder/libmemrec.map
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
-	$(Q)$(CC) -shared $(CFLAGS) $(EXTRA_CFLAGS) -Wl,--version-script=recorder/libmemrec.map \
-		-Wl,-z,nodelete -o $@ $(REC_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_OBJ) $(REC_LIBS)
+	$(Q)$(CC) -shared $(CFLAGS) $(LIB_SAN) -Wl,--version-script=recorder/libmemrec.map \
+		-Wl,-z,nodelete -o $@ $(LIB_OBJ) $(REC_LIBS)
 
 $(MEMREC): $(call obj,recorder/memrec.c) $(FORMATS_OBJ) $(COMMON_OBJ)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
@@ -88,8 +104,16 @@ PROG_CXX := $(wildcard tests/progs/*.cpp)
 PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
 	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
 PROG_CFLAGS := -g -O0 -fno-omit-frame-pointer -fno-inline -pthread
+# dlopen plugins of the tests: tests/progs/plugins/NAME.c -> libNAME.so
+PLUGIN_C := $(wildcard tests/progs/plugins/*.c)
+PLUGINS := $(patsubst tests/progs/plugins/%.c,$(BUILD)/tests/progs/lib%.so,$(PLUGIN_C))
 
-progs: $(PROGS)
+progs: $(PROGS) $(PLUGINS)
+
+$(BUILD)/tests/progs/lib%.so: tests/progs/plugins/%.c | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) -std=gnu11 -shared -fPIC -g -O0 -fno-omit-frame-pointer -fno-inline -Wall -o $@ $<
 
 $(BUILD)/tests/progs/%: tests/progs/%.c | $(BUILD)/.dirs
 	@mkdir -p $(@D)
@@ -157,8 +181,22 @@ check-deps:
 	@! grep -n '#include "rec_' analyzer/*.[ch] formats/*.[ch] common/*.[ch] || \
 		{ echo "check-deps: forbidden include" >&2; exit 1; }
 
+# The whole check suite (unit, fuzz corpus replay, e2e) with every program
+# of ours under ASan+UBSan, except libmemrec.so: UBSan only (see LIB_SAN).
+# Sanitizer reports go to build-asan/san/ (never mixed into the output the
+# tests compare) with their own exit codes; any report fails the target.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
+UBSAN_FLAGS := -fsanitize=undefined -fno-sanitize-recover=all
+SAN_LOG := $(abspath build-asan)/san
 asan:
-	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" check-unit
+	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)
+	@ASAN_OPTIONS=log_path=$(SAN_LOG)/asan:exitcode=86:detect_leaks=1:verify_asan_link_order=0 \
+	UBSAN_OPTIONS=log_path=$(SAN_LOG)/ubsan:halt_on_error=1:exitcode=87:print_stacktrace=1 \
+	$(MAKE) --no-print-directory BUILD=build-asan EXTRA_CFLAGS="$(ASAN_FLAGS)" \
+		LIB_EXTRA_CFLAGS="$(UBSAN_FLAGS)" check; rc=$$?; \
+	if [ -n "$$(ls -A $(SAN_LOG))" ]; then \
+		echo "asan: sanitizer reports in $(SAN_LOG):" >&2; head -n 40 $(SAN_LOG)/* >&2; exit 1; \
+	fi; exit $$rc
 
 deps:
 	@tools/install-deps.sh
@@ -187,4 +225,4 @@ clean:
 
 .PHONY: all progs check check-unit check-e2e check-deps asan deps demo install format lint clean fuzz
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-lib -name '*.d' 2>/dev/null)

@@ -21,30 +21,37 @@
 #define EXIT_CANNOT_RUN 127
 
 static const char usage_text[] =
-	"usage: memrec [-o FILE] [--rss-interval MS] [-q] [--force] [--] PROGRAM [ARGS...]\n"
+	"usage: memrec [-o FILE] [--rss-interval MS] [--no-follow] [-q] [--force] [--]\n"
+	"              PROGRAM [ARGS...]\n"
 	"\n"
 	"Run PROGRAM (looked up on PATH) with the memrec recorder preloaded. Every\n"
 	"allocation and deallocation with its backtrace, the module map and periodic\n"
 	"RSS samples go into one zstd-compressed trace; read it with `memana report`.\n"
 	"\n"
 	"options:\n"
-	"  -o, --output FILE     trace file (default: memrec.PROGRAM.%p.zst in the\n"
-	"                        current directory); %p becomes the process id, %%\n"
-	"                        a literal %. Made absolute before the program starts.\n"
-	"                        Programs the traced one forks and executes write\n"
-	"                        their own traces (%p keeps them apart).\n"
+	"  -o, --output FILE     trace file pattern (default: memrec.%n.%p.zst in the\n"
+	"                        current directory); %p becomes the process id, %n\n"
+	"                        the executable's file name, %% a literal %. Made\n"
+	"                        absolute before the program starts. Every process\n"
+	"                        (forked children, executed programs) writes its\n"
+	"                        own trace; when the name is taken, .1, .2, ... go\n"
+	"                        before a trailing .zst\n"
+	"  --no-follow           record only PROGRAM's process (and the programs it\n"
+	"                        executes in place), not its children\n"
 	"  --rss-interval MS     RSS sampling and time tick interval in milliseconds\n"
 	"                        (default 10)\n"
 	"  -q, --quiet           do not print the summary line\n"
-	"  --force               remove an existing FILE first (otherwise the\n"
-	"                        recorder refuses to overwrite it, says so and the\n"
-	"                        program runs untraced)\n"
+	"  --force               remove an existing FILE first (without --force an\n"
+	"                        -o FILE with neither %p nor %n that exists is an\n"
+	"                        error)\n"
 	"  -h, --help            show this help\n"
 	"\n"
-	"At the end memrec prints one line on stderr:\n"
+	"When the program exits memrec prints one line on stderr per trace written\n"
+	"(the program's and its descendants', in creation order):\n"
 	"  memrec: wrote PATH (N events, SIZE bytes)\n"
 	"where N counts allocation and deallocation records; \", incomplete\" is added\n"
-	"when the trace has no end record (the program was killed or called _exit).\n"
+	"when the trace has no end record (the process was killed, aborted, or is\n"
+	"still running).\n"
 	"\n"
 	"exit status: the program's own; 128+N when it died of signal N; 127 when it\n"
 	"could not be executed; 2 on a usage error.\n"
@@ -53,8 +60,12 @@ static const char usage_text[] =
 	"  MEMREC_LIB              path of libmemrec.so (default: ../lib/libmemrec.so\n"
 	"                          next to the memrec binary)\n"
 	"  LD_PRELOAD              kept; the recorder is put first\n"
-	"read by the recorder library (memrec sets the first two):\n"
+	"  TMPDIR                  where the temporary trace registry is created\n"
+	"read by the recorder library (memrec sets them, except the last two):\n"
 	"  MEMREC_OUTPUT           trace path pattern; unset = the library does nothing\n"
+	"  MEMREC_REGISTRY         file the library appends each trace's path to\n"
+	"  MEMREC_FOLLOW_FORK      1 (default) records forked children, 0 does not\n"
+	"  MEMREC_ROOT_PID         with MEMREC_FOLLOW_FORK=0: only this pid records\n"
 	"  MEMREC_RSS_INTERVAL_MS  tick / RSS interval in ms (default 10)\n"
 	"  MEMREC_MAX_DEPTH        backtrace depth limit in frames (default 128, max 256)\n"
 	"  MEMREC_LOG              recorder log level: 0 quiet, 1 errors (default),\n"
@@ -72,8 +83,8 @@ static void usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: memrec [-o FILE] [--rss-interval MS] [-q] [--force] "
-			"[--] PROGRAM [ARGS...]\n(see memrec --help)\n");
+	fprintf(stderr, "\nusage: memrec [-o FILE] [--rss-interval MS] [--no-follow] [-q] "
+			"[--force] [--] PROGRAM [ARGS...]\n(see memrec --help)\n");
 	exit(EXIT_USAGE);
 }
 
@@ -184,13 +195,6 @@ static char *absolute_pattern(const char *pattern)
 	return concat3(cwd, strcmp(cwd, "/") ? "/" : "", pattern);
 }
 
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
 static void format_exit(int status, int *code)
 {
 	if (WIFEXITED(status))
@@ -202,7 +206,7 @@ static void format_exit(int status, int *code)
 }
 
 /* Print the summary line for the trace at path. */
-static void summarize(const char *path, const struct stat *before, int existed)
+static void summarize(const char *path)
 {
 	struct stat st;
 	struct tf_dec *dec;
@@ -212,14 +216,7 @@ static void summarize(const char *path, const struct stat *before, int existed)
 	int rc, complete = 0;
 
 	if (stat(path, &st) < 0) {
-		fprintf(stderr, "memrec: error: no trace written to '%s'\n", path);
-		return;
-	}
-	if (existed && st.st_dev == before->st_dev && st.st_ino == before->st_ino &&
-	    st.st_size == before->st_size && st.st_mtim.tv_sec == before->st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == before->st_mtim.tv_nsec) {
-		fprintf(stderr, "memrec: error: no trace written ('%s' already existed; "
-				"use --force)\n", path);
+		fprintf(stderr, "memrec: error: cannot read '%s': %s\n", path, strerror(errno));
 		return;
 	}
 	rc = tf_dec_open(&dec, path, errmsg);
@@ -243,11 +240,55 @@ static void summarize(const char *path, const struct stat *before, int existed)
 		complete ? "" : ", incomplete");
 }
 
+/* Print one summary line per path listed in the registry file, in order. */
+static void summarize_registry(const char *registry)
+{
+	FILE *f = fopen(registry, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int n = 0;
+
+	if (!f) {
+		fprintf(stderr, "memrec: error: cannot read '%s': %s\n", registry, strerror(errno));
+		return;
+	}
+	while ((len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[--len] = 0;
+		if (!len)
+			continue;
+		summarize(line);
+		n++;
+	}
+	free(line);
+	fclose(f);
+	if (!n)
+		fprintf(stderr, "memrec: error: no trace written\n");
+}
+
+/* Create the registry file in $TMPDIR (or /tmp). Returns a new path. */
+static char *make_registry(void)
+{
+	const char *dir = getenv("TMPDIR");
+	char *path;
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	path = concat3(dir, "/", "memrec-registry.XXXXXX");
+	fd = mkstemp(path);
+	if (fd < 0)
+		die(EXIT_CANNOT_RUN, errno, "cannot create a file in '%s'", dir);
+	close(fd);
+	return path;
+}
+
 int main(int argc, char **argv)
 {
 	const char *output = NULL, *interval = NULL;
-	int quiet = 0, force = 0, i;
-	char *lib, *pattern, *preload, *path;
+	int quiet = 0, force = 0, no_follow = 0, i;
+	char *lib, *pattern, *preload, *registry;
 	int sync_pipe[2], err_pipe[2];
 	pid_t pid;
 
@@ -266,6 +307,8 @@ int main(int argc, char **argv)
 			quiet = 1;
 		} else if (!strcmp(a, "--force")) {
 			force = 1;
+		} else if (!strcmp(a, "--no-follow")) {
+			no_follow = 1;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
 			if (++i == argc)
 				usage_error("option '%s' needs a file name", a);
@@ -298,17 +341,24 @@ int main(int argc, char **argv)
 	}
 
 	lib = find_library();
-	if (output) {
-		pattern = absolute_pattern(output);
-	} else {
-		char *def = concat3("memrec.", base_name(argv[i]), ".%p.zst");
-		pattern = absolute_pattern(def);
-		free(def);
-	}
+	pattern = absolute_pattern(output ? output : "memrec.%n.%p.zst");
+	/* Without %p or %n the first trace's name is known: never clobber it. */
+	int fixed_name = !strstr(pattern, "%p") && !strstr(pattern, "%n");
+	char *fixed = fixed_name ? expand_pid(pattern, 0) : NULL;
+	/* An existing FILE is never overwritten without --force: the program
+	 * then runs untraced. */
+	int untraced = fixed && !force && access(fixed, F_OK) == 0;
+	if (untraced)
+		fprintf(stderr, "memrec: error: '%s' already exists (use --force to replace "
+				"it); running the program untraced\n", fixed);
+	registry = make_registry();
 	const char *old = getenv("LD_PRELOAD");
 	preload = old && *old ? concat3(lib, ":", old) : concat3(lib, "", "");
-	if (setenv("LD_PRELOAD", preload, 1) || setenv("MEMREC_OUTPUT", pattern, 1) ||
-	    (interval && setenv("MEMREC_RSS_INTERVAL_MS", interval, 1)))
+	if (!untraced &&
+	    (setenv("LD_PRELOAD", preload, 1) || setenv("MEMREC_OUTPUT", pattern, 1) ||
+	     setenv("MEMREC_REGISTRY", registry, 1) ||
+	     (no_follow && setenv("MEMREC_FOLLOW_FORK", "0", 1)) ||
+	     (interval && setenv("MEMREC_RSS_INTERVAL_MS", interval, 1))))
 		die(EXIT_CANNOT_RUN, errno, "cannot set the environment");
 
 	/* sync: the child waits until --force removed the old file; err: the
@@ -325,6 +375,13 @@ int main(int argc, char **argv)
 		close(err_pipe[0]);
 		while (read(sync_pipe[0], &go, 1) < 0 && errno == EINTR)
 			;
+		if (no_follow) {
+			/* Programs executed by forked children are not recorded
+			 * either: only this pid's images are. */
+			char num[24];
+			snprintf(num, sizeof(num), "%ld", (long)getpid());
+			setenv("MEMREC_ROOT_PID", num, 1);
+		}
 		execvp(argv[i], argv + i);
 		int e = errno;
 		while (write(err_pipe[1], &e, sizeof(e)) < 0 && errno == EINTR)
@@ -337,12 +394,14 @@ int main(int argc, char **argv)
 	signal(SIGQUIT, SIG_IGN);
 	close(sync_pipe[0]);
 	close(err_pipe[1]);
-	path = expand_pid(pattern, pid);
-	if (force && unlink(path) < 0 && errno != ENOENT)
-		fprintf(stderr, "memrec: warning: cannot remove '%s': %s\n", path,
-			strerror(errno));
-	struct stat before;
-	int existed = stat(path, &before) == 0;
+	if (force && !strstr(pattern, "%n")) {
+		char *path = fixed ? fixed : expand_pid(pattern, pid);
+		if (unlink(path) < 0 && errno != ENOENT)
+			fprintf(stderr, "memrec: warning: cannot remove '%s': %s\n", path,
+				strerror(errno));
+		if (path != fixed)
+			free(path);
+	}
 	close(sync_pipe[1]); /* go */
 
 	int exec_errno = 0;
@@ -359,12 +418,15 @@ int main(int argc, char **argv)
 	if (got == (ssize_t)sizeof(exec_errno)) {
 		fprintf(stderr, "memrec: error: cannot execute '%s': %s\n", argv[i],
 			strerror(exec_errno));
-		return EXIT_CANNOT_RUN;
+		code = EXIT_CANNOT_RUN;
+	} else {
+		format_exit(status, &code);
+		if (!quiet && !untraced)
+			summarize_registry(registry);
 	}
-	format_exit(status, &code);
-	if (!quiet)
-		summarize(path, &before, existed);
-	free(path);
+	unlink(registry);
+	free(registry);
+	free(fixed);
 	free(pattern);
 	free(preload);
 	free(lib);

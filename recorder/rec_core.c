@@ -81,9 +81,17 @@ void rec_bootstrap(void)
 	RESOLVE(memalign);
 	RESOLVE(valloc);
 	RESOLVE(pvalloc);
-	RESOLVE(dlopen);
 	RESOLVE(dlclose);
 	RESOLVE(pipe2);
+	RESOLVE(read);
+	RESOLVE(close);
+	RESOLVE(execve);
+	RESOLVE(execvp);
+	RESOLVE(execvpe);
+	RESOLVE(fexecve);
+	rec_real.exit_ = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+	rec_real.Exit = (void (*)(int))dlsym(RTLD_NEXT, "_Exit");
+	RESOLVE(abort);
 	RESOLVE(malloc);
 	rec_tls.boot = 0;
 	errno = saved;
@@ -114,14 +122,8 @@ static struct rec_thread *thread_claim(void)
 		t->next = head;
 	while (!atomic_compare_exchange_weak(&g_rec.threads, &head, t));
 claimed:
-	t->stream = atomic_fetch_add(&g_rec.next_stream, 1);
-	t->tid = rec_prim_gettid();
-	memset(&t->st, 0, sizeof(t->st));
-	t->stage_len = 0;
-	t->stage_events = 0;
-	t->stage_last_seq = 0;
-	t->prev_n = 0;
-	t->need_thread_rec = 1;
+	t->gen = 0; /* rec_enter() renews it: stream id, THREAD record */
+	__atomic_store_n(&t->tid, rec_prim_gettid(), __ATOMIC_RELAXED);
 	return t;
 }
 
@@ -137,16 +139,26 @@ static void thread_exit_cb(void *arg)
 	atomic_store_explicit(&t->status, REC_THR_EXITING, memory_order_release);
 }
 
-static void stage_thread_rec(struct rec_thread *t)
+void rec_thread_renew(struct rec_thread *t, uint32_t gen)
 {
 	char name[16];
-	size_t len = rec_prim_thread_name(name);
-	uint64_t seq = rec_next_seq();
+	size_t len;
+	uint64_t seq;
+	int saved = errno;
 
-	t->stage_len += (uint32_t)tf_enc_thread(t->stage + t->stage_len, &t->st, seq,
-						t->tid, name, len);
+	t->gen = gen;
+	t->stream = atomic_fetch_add(&g_rec.next_stream, 1);
+	__atomic_store_n(&t->tid, rec_prim_gettid(), __ATOMIC_RELAXED);
+	memset(&t->st, 0, sizeof(t->st));
+	t->stage_len = 0;
+	t->stage_events = 0;
+	t->stage_last_seq = 0;
+	t->prev_n = 0;
+	len = rec_prim_thread_name(name);
+	seq = rec_next_seq();
+	t->stage_len = (uint32_t)tf_enc_thread(t->stage, &t->st, seq, t->tid, name, len);
 	t->stage_last_seq = seq;
-	t->need_thread_rec = 0;
+	errno = saved;
 }
 
 struct rec_thread *rec_enter_slow(void)
@@ -176,10 +188,7 @@ struct rec_thread *rec_enter_slow(void)
 	}
 	if (tls->state != REC_TLS_ACTIVE && tls->state != REC_TLS_EXITING)
 		return NULL;
-	t = rec_enter();
-	if (t && REC_UNLIKELY(t->need_thread_rec))
-		stage_thread_rec(t);
-	return t;
+	return rec_enter();
 }
 
 /* ---- the event path ----------------------------------------------------- */
@@ -203,6 +212,27 @@ static uint32_t stack_node(struct rec_thread *t)
 	size_t total = n + (size_t)trunc, k = 0, i;
 	uint32_t parent = TF_NODE_ROOT;
 
+	/* After a dlclose: frames in address ranges a module was unloaded
+	 * from get keys salted with the id of the module there now, so code
+	 * loaded later at the same addresses gets new nodes (born after its
+	 * MODULE record); every other frame keeps its nodes. */
+	if (REC_UNLIKELY(atomic_load_explicit(&rec_mod_n_taint, memory_order_acquire))) {
+		int rescanned = 0;
+		for (i = 0; i < n; i++) {
+			uint64_t a = (uint64_t)(uintptr_t)t->frames[i];
+			uint64_t key = rec_modules_key(a);
+			if (REC_UNLIKELY(key >> 48 == REC_KEY_SALT_UNKNOWN) && !rescanned) {
+				/* In a tainted range but no known module: a new
+				 * one (dlopen running): learn it first, so the key
+				 * carries its id. */
+				rec_modules_scan(t);
+				rescanned = 1;
+				key = rec_modules_key(a);
+			}
+			t->frames[i] = (void *)(uintptr_t)key;
+		}
+	}
+
 	if (total == 0) {
 		trunc = 1; /* unwinding failed: one "truncated" node */
 		total = 1;
@@ -220,9 +250,16 @@ static uint32_t stack_node(struct rec_thread *t)
 		uint32_t id = rec_trie_get(parent, addr, &inserted);
 		if (REC_UNLIKELY(!id))
 			break; /* trie full: keep the deepest node found */
-		if (inserted)
+		if (inserted) {
+			uint64_t real = addr == TF_ADDR_TRUNCATED ? addr : addr & REC_KEY_ADDR_MASK;
+			/* A frame in no known module: something was loaded
+			 * (dlopen, maybe still running its constructors). The
+			 * MODULE records take their seq now, before the ALLOC. */
+			if (real != TF_ADDR_TRUNCATED && !rec_modules_known(real))
+				rec_modules_scan(t);
 			t->stage_len += (uint32_t)tf_enc_node(t->stage + t->stage_len, &t->st,
-							      id, parent, addr);
+							      id, parent, real);
+		}
 		t->prev_addr[i] = addr;
 		t->prev_id[i] = id;
 		parent = id;
@@ -258,6 +295,8 @@ static int ring_wait(struct rec_thread *t, size_t need)
 			return 0;
 		if (rec_writer_is_gone())
 			return -1;
+		if (rec_writer_drain_now())
+			continue; /* writer not started yet: we drained */
 		uint32_t r = atomic_load(&g_rec.round_word);
 		rec_writer_kick();
 		tail = atomic_load_explicit(&t->tail, memory_order_acquire);
@@ -292,6 +331,7 @@ void rec_commit(struct rec_thread *t)
 		if (rc < 0) {
 			t->stage_len = 0;
 			t->stage_events = 0;
+			t->stage_last_seq = 0;
 			return;
 		}
 	}
@@ -360,26 +400,44 @@ static uint64_t env_u64(const char *name, uint64_t def, uint64_t lo, uint64_t hi
 	return v;
 }
 
-/* Expand %p (pid) and %% in pattern into buf. Returns 0 or -ENAMETOOLONG. */
-static int expand_path(const char *pattern, uint32_t pid, char *buf, size_t cap, int *had_pid)
+/* Static buffers (no malloc in the recorder). Written by the constructor,
+ * and by trace_start() when a fork child or a failed exec starts a new
+ * trace (single-threaded then, or with every other thread quiescent). */
+static struct {
+	char pattern[4096];     /* MEMREC_OUTPUT, copied: the program may unset it */
+	char registry[4096];    /* MEMREC_REGISTRY ("" = none) */
+	char path[4096 + 64];   /* the current trace */
+	char abs[8192 + 128];   /* absolute path + newline for the registry */
+	char exe[4096];
+	char cmdline[TF_MAX_STR_BYTES];
+	uint8_t rec[TF_MAX_STR_BYTES + 4096 + 64];
+} g_init;
+
+/* Expand %p (pid), %n (basename of the executable) and %% in pattern into
+ * buf. Returns 0 or -ENAMETOOLONG. */
+static int expand_path(const char *pattern, uint32_t pid, const char *exe, char *buf, size_t cap)
 {
+	const char *slash = strrchr(exe, '/');
+	const char *name = slash ? slash + 1 : exe;
 	size_t n = 0;
 
-	*had_pid = 0;
+	if (!*name)
+		name = "unknown";
 	for (const char *p = pattern; *p; p++) {
 		char num[16];
-		const char *ins = NULL;
+		const char *ins = p;
 		size_t ins_len = 1;
 		if (p[0] == '%' && p[1] == 'p') {
 			ins_len = cm_fmt(num, sizeof(num), "%u", pid);
 			ins = num;
-			*had_pid = 1;
+			p++;
+		} else if (p[0] == '%' && p[1] == 'n') {
+			ins = name;
+			ins_len = strlen(name);
 			p++;
 		} else if (p[0] == '%' && p[1] == '%') {
 			ins = "%";
 			p++;
-		} else {
-			ins = p;
 		}
 		if (n + ins_len >= cap)
 			return -ENAMETOOLONG;
@@ -390,27 +448,31 @@ static int expand_path(const char *pattern, uint32_t pid, char *buf, size_t cap,
 	return 0;
 }
 
-/* Create the trace file. With %p in the pattern an existing file means this
- * pid already wrote a trace before exec(): use PATH.1, PATH.2, ... */
-static int open_output(const char *pattern, char *path, size_t cap)
+/* Create the trace file from the pattern. When the file exists (an exec in
+ * the same pid, a fork child of a pattern without %p, an old trace), try
+ * NAME.1.zst ... NAME.99.zst (".N" goes before a trailing ".zst"). */
+static int open_output(char *path, size_t cap)
 {
-	int had_pid, fd;
+	int fd;
 
-	if (expand_path(pattern, g_rec.pid, path, cap, &had_pid) < 0) {
-		rec_log(REC_LOG_ERROR, "output path too long: '%s'", pattern);
+	if (expand_path(g_init.pattern, g_rec.pid, g_init.exe, path, cap) < 0) {
+		rec_log(REC_LOG_ERROR, "output path too long: '%s'", g_init.pattern);
 		return -ENAMETOOLONG;
 	}
 	fd = rec_prim_create_excl(path);
-	if (fd == -EEXIST && had_pid) {
+	if (fd == -EEXIST) {
 		size_t len = strlen(path);
+		size_t stem = len >= 4 && !strcmp(path + len - 4, ".zst") ? len - 4 : len;
+		char ext[8];
+		memcpy(ext, path + stem, len - stem + 1);
 		for (unsigned i = 1; i < 100 && fd == -EEXIST; i++) {
-			if (len + 4 >= cap)
+			if (stem + 4 + strlen(ext) >= cap)
 				break;
-			cm_fmt(path + len, cap - len, ".%u", i);
+			cm_fmt(path + stem, cap - stem, ".%u%s", i, ext);
 			fd = rec_prim_create_excl(path);
 		}
 		if (fd < 0)
-			path[len] = 0;
+			memcpy(path + stem, ext, len - stem + 1);
 	}
 	if (fd < 0)
 		rec_log(REC_LOG_ERROR, "cannot create '%s': %s; running untraced", path,
@@ -418,62 +480,62 @@ static int open_output(const char *pattern, char *path, size_t cap)
 	return fd;
 }
 
-static void rec_atexit(void);
-
-static void atfork_child(void)
+/* Append the trace's absolute path to the registry memrec reads at the end
+ * (one write of one line, O_APPEND: lines of concurrent processes never mix). */
+static void registry_add(const char *path)
 {
-	/* The child has no writer thread: it runs untraced (issue 3 follows
-	 * forks). Close our descriptors so they do not leak into it. */
-	atomic_store(&g_rec.enabled, 0);
-	rec_prim_close(g_rec.out_fd);
-	rec_prim_close(g_rec.statm_fd);
-	rec_prim_close(g_rec.stat_fd);
-	g_rec.out_fd = -1;
-	g_rec.statm_fd = -1;
-	g_rec.stat_fd = -1;
+	size_t n = 0, len = strlen(path);
+
+	if (!g_init.registry[0])
+		return;
+	if (path[0] != '/') {
+		if (rec_prim_getcwd(g_init.abs, sizeof(g_init.abs) - len - 2) < 0)
+			return;
+		n = strlen(g_init.abs);
+		if (n > 1)
+			g_init.abs[n++] = '/';
+	}
+	if (n + len + 2 > sizeof(g_init.abs))
+		return;
+	memcpy(g_init.abs + n, path, len);
+	n += len;
+	g_init.abs[n++] = '\n';
+	if (rec_prim_append(g_init.registry, g_init.abs, n) < 0)
+		rec_log(REC_LOG_ERROR, "cannot append to the registry '%s'", g_init.registry);
 }
 
-/* Static buffers used once, by the constructor. */
-static struct {
-	char path[4096 + 64];
-	char exe[4096];
-	char cmdline[TF_MAX_STR_BYTES];
-	uint8_t rec[TF_MAX_STR_BYTES + 4096 + 64];
-} g_init;
-
-static int setup(const char *pattern)
+/* Open a new trace for this process (g_rec.gen already set), write its
+ * header, PROCESS and module map, start the writer and recording. The
+ * caller is the only recording-capable thread (constructor, fork child) or
+ * every other thread is quiescent (failed exec). Returns 0 or -errno. */
+static int trace_start(void)
 {
+	uint8_t saved_guard = rec_tls.guard;
 	ssize_t exe_len, cmd_len;
+	struct rec_thread *t;
 	int fd, rc;
 
-	g_rec.pid = rec_prim_getpid();
-	g_rec.page_size = rec_prim_page_size();
-	g_rec.interval_ns = env_u64("MEMREC_RSS_INTERVAL_MS", 10, 1, 3600000) * 1000000u;
-	g_rec.max_depth = (uint32_t)env_u64("MEMREC_MAX_DEPTH", REC_DEFAULT_DEPTH, 1,
-					    REC_MAX_DEPTH_CAP);
-	atomic_store(&g_rec.seq, 1);
-
-	if (rec_trie_init() < 0 || rec_unwind_init() < 0) {
-		rec_log(REC_LOG_ERROR, "cannot set up the recorder; running untraced");
-		return -ENOMEM;
-	}
-	fd = open_output(pattern, g_init.path, sizeof(g_init.path));
-	if (fd < 0)
-		return fd;
-	g_rec.out_fd = fd;
-	g_rec.statm_fd = rec_prim_open_ro_high("/proc/self/statm");
-	g_rec.stat_fd = rec_prim_open_ro_high("/proc/self/stat");
-	g_rec.start_ns = rec_prim_mono_ns();
-
+	rec_tls.guard = 1;
 	exe_len = rec_prim_readlink("/proc/self/exe", g_init.exe, sizeof(g_init.exe));
 	if (exe_len < 0)
 		exe_len = 0;
 	cmd_len = rec_prim_read_file("/proc/self/cmdline", g_init.cmdline, sizeof(g_init.cmdline));
 	if (cmd_len < 0)
 		cmd_len = 0;
+	fd = open_output(g_init.path, sizeof(g_init.path));
+	if (fd < 0) {
+		g_rec.initialized = 0; /* exit hooks: nothing to finish */
+		rec_tls.guard = saved_guard;
+		return fd;
+	}
+	g_rec.fds_private = 0;
+	g_rec.out_fd = fd;
+	g_rec.statm_fd = rec_prim_open_ro_high("/proc/self/statm");
+	g_rec.stat_fd = rec_prim_open_ro_high("/proc/self/stat");
+	g_rec.start_ns = rec_prim_mono_ns();
 	rec_modules_set_exe(g_init.exe, (size_t)exe_len);
 
-	rc = rec_writer_init(fd);
+	rc = rec_writer_init(fd, g_init.path);
 	if (rc < 0)
 		goto fail;
 	rc = tf_enc_process(g_init.rec, sizeof(g_init.rec), g_rec.pid, rec_prim_getppid(),
@@ -484,42 +546,15 @@ static int setup(const char *pattern)
 	rc = rec_writer_put_header(g_init.rec, (size_t)rc);
 	if (rc < 0)
 		goto fail;
-	if (pthread_key_create(&g_rec.key, thread_exit_cb) != 0) {
-		rc = -EAGAIN;
-		goto fail;
-	}
-	pthread_atfork(NULL, NULL, atfork_child);
-	atexit(rec_atexit);
+	registry_add(g_init.path);
 	rec_log(REC_LOG_INFO, "recording to '%s'", g_init.path);
-	return 0;
-fail:
-	rec_log(REC_LOG_ERROR, "cannot start recording to '%s': %s; running untraced",
-		g_init.path, cm_strerror(rc));
-	rec_prim_close(fd);
-	g_rec.out_fd = -1;
-	return rc;
-}
+	rec_tls.guard = saved_guard;
 
-__attribute__((constructor)) static void rec_ctor(void)
-{
-	const char *pattern;
-	struct rec_thread *t;
-
-	if (!rec_real.malloc)
-		rec_bootstrap();
-	rec_log_set_level((int)env_u64("MEMREC_LOG", REC_LOG_ERROR, 0, 3));
-	pattern = getenv("MEMREC_OUTPUT");
-	if (!pattern || !*pattern || !rec_real.malloc || !rec_real.free)
-		return;
-	rec_tls.guard = 1;
-	int rc = setup(pattern);
-	rec_tls.guard = 0;
-	if (rc < 0)
-		return;
 	g_rec.initialized = 1;
-	atomic_store(&g_rec.enabled, 1);
-	/* The module map goes into the main thread's stream (the ring has room:
-	 * no writer yet). */
+	atomic_store(&g_rec.finished, 0);
+	atomic_store(&g_rec.enabled, (int)g_rec.gen);
+	/* The module map goes into this thread's stream; the writer is not
+	 * running yet: a full ring is drained synchronously (ring_wait). */
 	t = rec_enter();
 	if (t) {
 		rec_modules_scan(t);
@@ -527,32 +562,237 @@ __attribute__((constructor)) static void rec_ctor(void)
 	}
 	rec_tls.guard = 1;
 	rc = rec_writer_start();
-	rec_tls.guard = 0;
+	rec_tls.guard = saved_guard;
 	if (rc < 0) {
 		atomic_store(&g_rec.enabled, 0);
 		g_rec.initialized = 0;
 		rec_log(REC_LOG_ERROR, "cannot start the writer thread: %s; running untraced",
 			cm_strerror(rc));
 	}
+	return rc;
+fail:
+	rec_log(REC_LOG_ERROR, "cannot start recording to '%s': %s; running untraced",
+		g_init.path, cm_strerror(rc));
+	rec_prim_close(fd);
+	g_rec.out_fd = -1;
+	g_rec.initialized = 0;
+	rec_tls.guard = saved_guard;
+	return rc;
 }
 
-/* atexit: stop recording, let the writer drain every ring, write END and
- * close the file. Later events pass through. */
-static void rec_atexit(void)
+/* Stop recording and let the writer drain every ring, write END and close
+ * the file. Returns 1 when the writer finished, 0 after its timeout. */
+static int trace_finish(void)
 {
 	uint8_t saved_guard = rec_tls.guard;
+	int done;
 
-	if (!g_rec.initialized || rec_prim_getpid() != g_rec.pid)
-		return;
-	if (atomic_exchange(&g_rec.finished, 1))
-		return;
-	/* exit() from a signal handler that interrupted this thread inside the
+	/* Called from a signal handler that interrupted this thread inside the
 	 * recorder: its operation never completes; do not wait for it. */
 	if (saved_guard && rec_tls.thread &&
 	    (rec_tls.state == REC_TLS_ACTIVE || rec_tls.state == REC_TLS_EXITING))
 		atomic_store(&rec_tls.thread->in_flight, 0);
 	rec_tls.guard = 1;
 	atomic_store(&g_rec.enabled, 0);
-	rec_writer_stop();
+	done = rec_writer_stop();
 	rec_tls.guard = saved_guard;
+	return done;
+}
+
+/* 1 when this process owns the current trace: not a vfork()/_Fork() child
+ * (which shares or copied the state without the atfork handlers). */
+static int owns_trace(void)
+{
+	return g_rec.initialized && rec_prim_getpid() == g_rec.pid;
+}
+
+/* Fresh state for a new trace in this process: sequence numbers, stream
+ * ids, trie and module map start over; END counts restart. Returns 0, or
+ * -ENOMEM when no new trie could be mapped (the process then runs
+ * untraced: the old trie's nodes are not in the new trace). */
+static int new_generation(int unmap_trie)
+{
+	for (struct rec_thread *t = atomic_load(&g_rec.threads); t; t = t->next) {
+		atomic_store(&t->n_events, 0);
+		atomic_store(&t->last_committed, 0);
+	}
+	if (rec_trie_reset(unmap_trie) < 0) {
+		g_rec.initialized = 0;
+		rec_log(REC_LOG_ERROR, "out of memory for a new stack trie; running untraced");
+		return -ENOMEM;
+	}
+	rec_modules_reset();
+	atomic_store(&g_rec.seq, 1);
+	atomic_store(&g_rec.next_stream, 0);
+	g_rec.gen++;
+	return 0;
+}
+
+static void rec_atexit(void);
+
+/* fork() child (pthread_atfork). Only the forking thread exists here.
+ * Following: a new trace named with the child's pid; the other threads'
+ * slots are freed, every ring emptied (the parent writes its own pending
+ * data), the trie starts fresh, a new writer thread. Not following: the
+ * child runs untraced. */
+static void atfork_child(void)
+{
+	struct rec_thread *self = NULL;
+	int was_on = atomic_load(&g_rec.enabled) != 0;
+
+	if (rec_tls.state == REC_TLS_ACTIVE || rec_tls.state == REC_TLS_EXITING)
+		self = rec_tls.thread;
+	atomic_store(&g_rec.enabled, 0);
+	if (!g_rec.fds_private) { /* our copies of the parent's files */
+		rec_prim_close(g_rec.out_fd);
+		rec_prim_close(g_rec.statm_fd);
+		rec_prim_close(g_rec.stat_fd);
+	} /* else they were in the parent's writer's table, not here */
+	g_rec.fds_private = 0;
+	g_rec.out_fd = -1;
+	g_rec.statm_fd = -1;
+	g_rec.stat_fd = -1;
+	if (!g_rec.initialized)
+		return;
+	/* Not following, or fork() from a signal handler that interrupted the
+	 * recorder (its staged operation belongs to the parent's trace). */
+	if (!g_rec.follow_fork || !was_on || atomic_load(&g_rec.finished) || rec_tls.guard) {
+		g_rec.initialized = 0;
+		return;
+	}
+	g_rec.pid = rec_prim_getpid();
+	for (struct rec_thread *t = atomic_load(&g_rec.threads); t; t = t->next) {
+		uint64_t head = atomic_load(&t->head);
+		if (t != self) {
+			/* The owner does not exist here (it may have been
+			 * between a local and a published head). */
+			t->local_head = head;
+			atomic_store(&t->status, REC_THR_FREE);
+		}
+		atomic_store(&t->tail, head);
+		atomic_store(&t->in_flight, 0);
+		atomic_store(&t->kick_pending, 0);
+		t->writer_dead = 0;
+		t->gen = 0;
+	}
+	if (self)
+		self->tid = rec_prim_gettid();
+	if (new_generation(1) == 0)
+		trace_start();
+}
+
+int rec_exec_begin(void)
+{
+	if (!owns_trace() || !atomic_load(&g_rec.enabled) || rec_tls.guard)
+		return 0;
+	if (atomic_exchange(&g_rec.finished, 1))
+		return 0;
+	return trace_finish();
+}
+
+void rec_exec_failed(int token)
+{
+	int saved = errno;
+
+	if (!token)
+		return;
+	/* Every other thread is quiescent: recording was off and the writer
+	 * waited until none was in flight. */
+	if (new_generation(0) == 0)
+		trace_start();
+	errno = saved;
+}
+
+void rec_exit_now(void)
+{
+	if (!owns_trace() || atomic_exchange(&g_rec.finished, 1))
+		return;
+	trace_finish();
+}
+
+void rec_flush_now(void)
+{
+	uint8_t saved_guard = rec_tls.guard;
+
+	if (!owns_trace() || !atomic_load(&g_rec.enabled))
+		return;
+	rec_tls.guard = 1;
+	rec_writer_flush(2000000000u);
+	rec_tls.guard = saved_guard;
+}
+
+/* One-time setup by the constructor. Returns 0 or -errno. */
+static int setup(void)
+{
+	g_rec.pid = rec_prim_getpid();
+	g_rec.page_size = rec_prim_page_size();
+	g_rec.interval_ns = env_u64("MEMREC_RSS_INTERVAL_MS", 10, 1, 3600000) * 1000000u;
+	g_rec.max_depth = (uint32_t)env_u64("MEMREC_MAX_DEPTH", REC_DEFAULT_DEPTH, 1,
+					    REC_MAX_DEPTH_CAP);
+	g_rec.follow_fork = (int)env_u64("MEMREC_FOLLOW_FORK", 1, 0, 1);
+	/* Not following: a program executed by an (untraced) child inherits
+	 * the preload; only the root process records. */
+	if (!g_rec.follow_fork &&
+	    env_u64("MEMREC_ROOT_PID", g_rec.pid, 1, UINT32_MAX) != g_rec.pid)
+		return -ESRCH;
+	g_rec.gen = 1;
+	atomic_store(&g_rec.seq, 1);
+
+	if (rec_trie_init() < 0 || rec_unwind_init() < 0) {
+		rec_log(REC_LOG_ERROR, "cannot set up the recorder; running untraced");
+		return -ENOMEM;
+	}
+	if (pthread_key_create(&g_rec.key, thread_exit_cb) != 0) {
+		rec_log(REC_LOG_ERROR, "cannot create a thread key; running untraced");
+		return -EAGAIN;
+	}
+	pthread_atfork(NULL, NULL, atfork_child);
+	atexit(rec_atexit);
+	return 0;
+}
+
+/* Copy environment variable name into buf (cap bytes). Returns 0, or -1
+ * when it is unset/empty or too long (logged). */
+static int env_copy(const char *name, char *buf, size_t cap)
+{
+	const char *v = getenv(name);
+	size_t len;
+
+	buf[0] = 0;
+	if (!v || !*v)
+		return -1;
+	len = strlen(v);
+	if (len >= cap) {
+		rec_log(REC_LOG_ERROR, "%s is too long; ignored", name);
+		return -1;
+	}
+	memcpy(buf, v, len + 1);
+	return 0;
+}
+
+__attribute__((constructor)) static void rec_ctor(void)
+{
+	int rc;
+
+	if (!rec_real.malloc)
+		rec_bootstrap();
+	rec_log_set_level((int)env_u64("MEMREC_LOG", REC_LOG_ERROR, 0, 3));
+	if (env_copy("MEMREC_OUTPUT", g_init.pattern, sizeof(g_init.pattern)) < 0 ||
+	    !rec_real.malloc || !rec_real.free)
+		return;
+	env_copy("MEMREC_REGISTRY", g_init.registry, sizeof(g_init.registry));
+	rec_tls.guard = 1;
+	rc = setup();
+	rec_tls.guard = 0;
+	if (rc < 0)
+		return;
+	trace_start();
+}
+
+/* atexit: end the trace. Later events pass through. */
+static void rec_atexit(void)
+{
+	if (!owns_trace() || atomic_exchange(&g_rec.finished, 1))
+		return;
+	trace_finish();
 }

@@ -67,6 +67,9 @@ struct rec_thread {
 	uint32_t stream;                 /* thread stream id, never reused */
 	uint32_t tid;
 	uint32_t writer_dead;            /* writer: owner confirmed gone */
+	uint32_t gen;                    /* owner: trace generation it last
+					  * wrote to (g_rec.gen); a mismatch
+					  * renews the stream (rec_thread_renew) */
 	struct rec_thread *next;         /* registry list; immutable once pushed */
 	uint8_t *ring;                   /* REC_RING_BYTES */
 	/* Owner only. */
@@ -74,7 +77,6 @@ struct rec_thread {
 	uint64_t stage_last_seq;         /* highest seq staged in this operation */
 	uint32_t stage_len;              /* bytes in stage */
 	uint32_t stage_events;           /* ALLOC/FREE records in stage */
-	uint32_t need_thread_rec;        /* THREAD record still to write */
 	uint32_t prev_n;                 /* frames in the previous stack */
 	struct tf_stream_state st;       /* delta state of this stream */
 	uint64_t prev_addr[REC_MAX_DEPTH_CAP + 1]; /* previous stack, root first */
@@ -85,7 +87,11 @@ struct rec_thread {
 
 /* Global recorder state (one struct, SQLite's `g`). */
 struct rec_global {
-	_Atomic int enabled;              /* 1 while events are recorded */
+	_Atomic int enabled;              /* g_rec.gen while events are recorded,
+					   * 0 when off */
+	uint32_t gen;                     /* trace generation, from 1: bumped when
+					   * a new trace starts in this process
+					   * (fork child, failed exec) */
 	_Atomic uint64_t seq;             /* next global sequence number (from 1) */
 	_Atomic uint32_t next_stream;     /* next thread stream id (from 0) */
 	_Atomic(struct rec_thread *) threads; /* registry, push-only */
@@ -98,10 +104,14 @@ struct rec_global {
 	int out_fd;                       /* trace file, -1 when off */
 	int statm_fd;                     /* /proc/self/statm, -1 when unavailable */
 	int stat_fd;                      /* /proc/self/stat, -1 when unavailable */
+	int fds_private;                  /* 1: the three above live only in the
+					   * writer thread's own descriptor table */
 	size_t page_size;                 /* bytes */
 	pthread_key_t key;                /* TSD key: marks threads exiting */
 	int initialized;                  /* constructor finished setup */
-	_Atomic int finished;             /* atexit handler ran */
+	int follow_fork;                  /* MEMREC_FOLLOW_FORK (default 1) */
+	_Atomic int finished;             /* the trace was ended (exit, _exit,
+					   * exec); cleared when a new one starts */
 };
 
 extern struct rec_global g_rec REC_HIDDEN;
@@ -118,9 +128,17 @@ struct rec_real {
 	void *(*memalign)(size_t, size_t);
 	void *(*valloc)(size_t);
 	void *(*pvalloc)(size_t);
-	void *(*dlopen)(const char *, int);
 	int (*dlclose)(void *);
 	int (*pipe2)(int[2], int);
+	ssize_t (*read)(int, void *, size_t);
+	int (*close)(int);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	void (*exit_)(int);   /* _exit */
+	void (*Exit)(int);    /* _Exit */
+	void (*abort)(void);
 };
 
 extern struct rec_real rec_real REC_HIDDEN;
@@ -141,6 +159,11 @@ size_t rec_arena_size(const void *p) REC_HIDDEN;
  * (claims a stream, stages its THREAD record). Same contract as rec_enter(). */
 struct rec_thread *rec_enter_slow(void) REC_HIDDEN;
 
+/* First event of a thread in the current trace generation: new stream id,
+ * fresh delta state and stack cache, THREAD record staged. Owner only, in
+ * flight, under the guard. */
+void rec_thread_renew(struct rec_thread *t, uint32_t gen) REC_HIDDEN;
+
 /* Start a recorded operation on the calling thread: sets the recursion guard
  * and the in-flight flag. Returns the thread's stream, or NULL when the
  * event must pass through unrecorded (inside the recorder, recording off,
@@ -149,21 +172,25 @@ static inline struct rec_thread *rec_enter(void)
 {
 	struct rec_tls *tls = &rec_tls;
 	struct rec_thread *t;
+	int gen;
 
 	if (REC_UNLIKELY(tls->guard || (tls->state != REC_TLS_ACTIVE &&
 					tls->state != REC_TLS_EXITING)))
 		return rec_enter_slow();
-	if (REC_UNLIKELY(!atomic_load_explicit(&g_rec.enabled, memory_order_relaxed)))
+	gen = atomic_load_explicit(&g_rec.enabled, memory_order_relaxed);
+	if (REC_UNLIKELY(!gen))
 		return NULL;
 	tls->guard = 1;
 	t = tls->thread;
-	/* seq_cst store then load: Dekker with rec_stop()'s enabled = 0. */
+	/* seq_cst store then load: Dekker with trace_finish()'s enabled = 0. */
 	atomic_store(&t->in_flight, 1);
-	if (REC_UNLIKELY(!atomic_load(&g_rec.enabled))) {
+	if (REC_UNLIKELY(atomic_load(&g_rec.enabled) != gen)) {
 		atomic_store_explicit(&t->in_flight, 0, memory_order_release);
 		tls->guard = 0;
 		return NULL;
 	}
+	if (REC_UNLIKELY(t->gen != (uint32_t)gen))
+		rec_thread_renew(t, (uint32_t)gen);
 	return t;
 }
 
@@ -190,8 +217,22 @@ static inline uint64_t rec_next_seq(void)
 	return atomic_fetch_add(&g_rec.seq, 1);
 }
 
-/* Module map changed (after dlopen/dlclose): emit MODULE/UNLOAD records
- * into the calling thread's stream. */
+/* Module map changed (after dlclose): emit MODULE/UNLOAD records into the
+ * calling thread's stream. */
 void rec_on_dl_change(void) REC_HIDDEN;
+
+/* exec family: rec_exec_begin() ends the trace (END written, file closed)
+ * when this process records; returns a token for rec_exec_failed(), which
+ * (after the real exec failed) starts a new trace and keeps errno. */
+int rec_exec_begin(void) REC_HIDDEN;
+void rec_exec_failed(int token) REC_HIDDEN;
+
+/* _exit/_Exit: end the trace with END (no-op in a vfork child, after the
+ * trace ended, or when not recording). */
+void rec_exit_now(void) REC_HIDDEN;
+
+/* abort: write everything recorded so far to the file (drain + zstd flush),
+ * without END; waits at most ~2 s for the writer. */
+void rec_flush_now(void) REC_HIDDEN;
 
 #endif

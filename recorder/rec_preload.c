@@ -4,12 +4,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "rec_core.h"
 #include "rec_prim.h"
+#include "rec_unwind.h"
 
 #define REC_EXPORT __attribute__((visibility("default")))
 
@@ -178,24 +180,6 @@ REC_EXPORT void *pvalloc(size_t size)
 	return record_alloc(rec_real.pvalloc(size), TF_KIND_PVALLOC, size);
 }
 
-REC_EXPORT void *dlopen(const char *file, int mode)
-{
-	void *h;
-
-	if (REC_UNLIKELY(!rec_real.dlopen)) {
-		rec_bootstrap();
-		if (!rec_real.dlopen)
-			return NULL;
-	}
-	h = rec_real.dlopen(file, mode);
-	if (h) {
-		int saved = errno;
-		rec_on_dl_change();
-		errno = saved;
-	}
-	return h;
-}
-
 REC_EXPORT int dlclose(void *handle)
 {
 	int rc;
@@ -212,6 +196,218 @@ REC_EXPORT int dlclose(void *handle)
 		errno = saved;
 	}
 	return rc;
+}
+
+/* ---- exec: the old image's trace ends (END) before the real call; if the
+ * call fails a new trace starts. A vfork() child (shared memory) passes
+ * straight through (rec_exec_begin checks the pid). ---- */
+
+#define EXECL_STACK_ARGS 256
+
+/* execl*: collect arg0 and the NULL-terminated variadic arguments into buf
+ * (cap pointers) or, when they do not fit, an mmap'd array (*mapped bytes,
+ * 0 for buf). With envp, also read the pointer after the NULL (execle).
+ * Returns the array, or NULL when it cannot be mapped. */
+static char **collect_args(const char *arg0, va_list ap, char **buf, size_t cap,
+			   size_t *mapped, char *const **envp)
+{
+	va_list c;
+	size_t n = 1;
+	char **v = buf;
+
+	va_copy(c, ap);
+	while (va_arg(c, char *))
+		n++;
+	va_end(c);
+	*mapped = 0;
+	if (n + 1 > cap) {
+		*mapped = (n + 1) * sizeof(char *);
+		v = rec_prim_map(*mapped, 0);
+		if (!v)
+			return NULL;
+	}
+	v[0] = (char *)arg0;
+	for (size_t i = 1; i <= n; i++)
+		v[i] = va_arg(ap, char *); /* v[n] = the NULL */
+	if (envp)
+		*envp = va_arg(ap, char *const *);
+	return v;
+}
+
+static int no_real(void)
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+REC_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	int token, rc;
+
+	if (REC_UNLIKELY(!rec_real.execve)) {
+		rec_bootstrap();
+		if (!rec_real.execve)
+			return no_real();
+	}
+	token = rec_exec_begin();
+	rc = rec_real.execve(path, argv, envp);
+	rec_exec_failed(token);
+	return rc;
+}
+
+REC_EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+REC_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	int token, rc;
+
+	if (REC_UNLIKELY(!rec_real.execvpe)) {
+		rec_bootstrap();
+		if (!rec_real.execvpe)
+			return no_real();
+	}
+	token = rec_exec_begin();
+	rc = rec_real.execvpe(file, argv, envp);
+	rec_exec_failed(token);
+	return rc;
+}
+
+REC_EXPORT int execvp(const char *file, char *const argv[])
+{
+	int token, rc;
+
+	if (REC_UNLIKELY(!rec_real.execvp)) {
+		rec_bootstrap();
+		if (!rec_real.execvp)
+			return no_real();
+	}
+	token = rec_exec_begin();
+	rc = rec_real.execvp(file, argv);
+	rec_exec_failed(token);
+	return rc;
+}
+
+REC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	int token, rc;
+
+	if (REC_UNLIKELY(!rec_real.fexecve)) {
+		rec_bootstrap();
+		if (!rec_real.fexecve)
+			return no_real();
+	}
+	token = rec_exec_begin();
+	rc = rec_real.fexecve(fd, argv, envp);
+	rec_exec_failed(token);
+	return rc;
+}
+
+REC_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	char *buf[EXECL_STACK_ARGS];
+	size_t mapped;
+	va_list ap;
+	char **v;
+	int rc;
+
+	va_start(ap, arg);
+	v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, NULL);
+	va_end(ap);
+	if (!v) {
+		errno = E2BIG;
+		return -1;
+	}
+	rc = execve(path, v, environ);
+	int saved = errno;
+	if (mapped)
+		rec_prim_unmap(v, mapped);
+	errno = saved;
+	return rc;
+}
+
+REC_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	char *buf[EXECL_STACK_ARGS];
+	size_t mapped;
+	va_list ap;
+	char **v;
+	int rc;
+
+	va_start(ap, arg);
+	v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, NULL);
+	va_end(ap);
+	if (!v) {
+		errno = E2BIG;
+		return -1;
+	}
+	rc = execvp(file, v);
+	int saved = errno;
+	if (mapped)
+		rec_prim_unmap(v, mapped);
+	errno = saved;
+	return rc;
+}
+
+REC_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char *buf[EXECL_STACK_ARGS];
+	char *const *envp = NULL;
+	size_t mapped;
+	va_list ap;
+	char **v;
+	int rc;
+
+	va_start(ap, arg);
+	v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, &envp);
+	va_end(ap);
+	if (!v) {
+		errno = E2BIG;
+		return -1;
+	}
+	rc = execve(path, v, envp);
+	int saved = errno;
+	if (mapped)
+		rec_prim_unmap(v, mapped);
+	errno = saved;
+	return rc;
+}
+
+/* ---- exit paths ---- */
+
+/* _exit/_Exit skip atexit: end the trace here (END written). */
+REC_EXPORT void _exit(int status)
+{
+	rec_exit_now();
+	if (!rec_real.exit_)
+		rec_bootstrap();
+	if (rec_real.exit_)
+		rec_real.exit_(status);
+	rec_prim_exit_group(status);
+}
+
+REC_EXPORT void _Exit(int status)
+{
+	rec_exit_now();
+	if (!rec_real.Exit)
+		rec_bootstrap();
+	if (rec_real.Exit)
+		rec_real.Exit(status);
+	rec_prim_exit_group(status);
+}
+
+/* abort: write what was recorded so far (no END: the trace stays
+ * incomplete, a prefix up to the abort), then abort for real. */
+REC_EXPORT void abort(void)
+{
+	rec_flush_now();
+	if (!rec_real.abort)
+		rec_bootstrap();
+	if (rec_real.abort)
+		rec_real.abort();
+	__builtin_trap();
 }
 
 /* libunwind opens a pipe (to validate memory) at its first unwind, which
@@ -232,8 +428,48 @@ static int pipe_common(int fds[2], int flags)
 	if (rc == 0 && rec_tls.guard) {
 		fds[0] = rec_prim_fd_high(fds[0]);
 		fds[1] = rec_prim_fd_high(fds[1]);
+		rec_unwind_pipe_set(fds);
 	}
 	return rc;
+}
+
+/* libunwind (1.6) validates addresses by read()ing its pipe's read end,
+ * then writing one byte of the address to the write end with a raw
+ * syscall; when the read fails it close()s both numbers and makes a new
+ * pipe. If the program closed those numbers and opened its own files there
+ * (or dup2()'d over them), libunwind would read from, write to and close
+ * the program's files. Inside the recorder only: a read of a validation
+ * pipe number whose pipe is no longer intact fails with EBADF (so libunwind
+ * makes a new pipe, which pipe2 above moves high again, before it writes),
+ * and its close() of a number that is not ours any more does nothing. */
+REC_EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+	if (REC_UNLIKELY(!rec_real.read)) {
+		rec_bootstrap();
+		if (!rec_real.read) {
+			errno = ENOSYS;
+			return -1;
+		}
+	}
+	if (REC_UNLIKELY(rec_tls.guard) && rec_unwind_pipe_foreign(fd)) {
+		errno = EBADF;
+		return -1;
+	}
+	return rec_real.read(fd, buf, len);
+}
+
+REC_EXPORT int close(int fd)
+{
+	if (REC_UNLIKELY(!rec_real.close)) {
+		rec_bootstrap();
+		if (!rec_real.close) {
+			errno = ENOSYS;
+			return -1;
+		}
+	}
+	if (REC_UNLIKELY(rec_tls.guard) && rec_unwind_pipe_is(fd) && !rec_unwind_pipe_owned(fd))
+		return 0; /* closed already, or the program's file now: leave it */
+	return rec_real.close(fd);
 }
 
 REC_EXPORT int pipe2(int fds[2], int flags)

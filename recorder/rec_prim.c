@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,16 @@ void rec_prim_unmap(void *p, size_t len)
 {
 	if (p)
 		munmap(p, len);
+}
+
+void rec_prim_discard(void *p, size_t len)
+{
+	int saved = errno;
+
+	len = (len + 4095) & ~(size_t)4095;
+	if (p && len)
+		madvise(p, len, MADV_DONTNEED);
+	errno = saved;
 }
 
 static uint64_t clock_ns(clockid_t id)
@@ -89,6 +100,32 @@ static int move_high(int fd)
 	return hi;
 }
 
+/* open(); when every descriptor below the soft RLIMIT_NOFILE is taken (a
+ * program that dup2()'d something over all of them), raise the soft limit
+ * by a few for the one open and put it back: our descriptor then lies above
+ * the limit, where the program's own loops do not reach. Returns fd or
+ * -errno. */
+static int open_anyway(const char *path, int flags)
+{
+	struct rlimit rl, raised;
+	int fd = open(path, flags), e;
+
+	if (fd >= 0)
+		return fd;
+	e = errno;
+	if (e != EMFILE || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur + 8 > rl.rlim_max))
+		return -e;
+	raised = rl;
+	raised.rlim_cur += 8;
+	if (setrlimit(RLIMIT_NOFILE, &raised) < 0)
+		return -e;
+	fd = open(path, flags);
+	e = errno;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	return fd < 0 ? -e : fd;
+}
+
 int rec_prim_fd_high(int fd)
 {
 	return move_high(fd);
@@ -110,15 +147,87 @@ int rec_prim_open_ro(const char *path)
 
 int rec_prim_open_ro_high(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int saved = errno;
+	int fd = open_anyway(path, O_RDONLY | O_CLOEXEC);
 
-	return fd < 0 ? -errno : move_high(fd);
+	if (fd >= 0)
+		fd = move_high(fd);
+	errno = saved;
+	return fd;
 }
 
 void rec_prim_close(int fd)
 {
 	if (fd >= 0)
 		close(fd);
+}
+
+int rec_prim_fd_id(int fd, uint64_t *dev, uint64_t *ino)
+{
+	struct stat st;
+	int saved = errno, rc = 0;
+
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else {
+		*dev = (uint64_t)st.st_dev;
+		*ino = (uint64_t)st.st_ino;
+	}
+	errno = saved;
+	return rc;
+}
+
+int rec_prim_reopen_append(const char *path, uint64_t dev, uint64_t ino)
+{
+	int saved = errno;
+	int fd = open_anyway(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	uint64_t d = 0, i = 0;
+
+	if (fd < 0) {
+		errno = saved;
+		return fd;
+	}
+	if (rec_prim_fd_id(fd, &d, &i) < 0 || d != dev || i != ino) {
+		close(fd);
+		errno = saved;
+		return -ESTALE;
+	}
+	fd = move_high(fd);
+	errno = saved;
+	return fd;
+}
+
+int rec_prim_append(const char *path, const void *data, size_t len)
+{
+	int saved = errno, rc = 0;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n;
+
+	if (fd < 0) {
+		rc = -errno;
+		errno = saved;
+		return rc;
+	}
+	do
+		n = write(fd, data, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		rc = -errno;
+	else if ((size_t)n != len)
+		rc = -EIO;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int rec_prim_getcwd(char *buf, size_t cap)
+{
+	int saved = errno, rc = 0;
+
+	if (!getcwd(buf, cap))
+		rc = -errno;
+	errno = saved;
+	return rc;
 }
 
 int rec_prim_write_all(int fd, const void *data, size_t len)
@@ -210,6 +319,66 @@ void rec_prim_sleep_ns(uint64_t ns)
 void rec_prim_yield(void)
 {
 	sched_yield();
+}
+
+int rec_prim_private_fds(const int *keep, size_t n_keep)
+{
+	int k[8];
+	size_t n = 0;
+	unsigned lo = 0;
+	int saved = errno;
+
+	if (unshare(CLONE_FILES) < 0) {
+		int rc = -errno;
+		errno = saved;
+		return rc;
+	}
+	for (size_t i = 0; i < n_keep && n < 8; i++) {
+		size_t j = n;
+		if (keep[i] < 0)
+			continue;
+		while (j > 0 && k[j - 1] > keep[i]) {
+			k[j] = k[j - 1];
+			j--;
+		}
+		k[j] = keep[i];
+		n++;
+	}
+	for (size_t i = 0; i <= n; i++) {
+		unsigned hi = i < n ? (unsigned)k[i] : ~0u;
+		if (i < n && (unsigned)k[i] < lo)
+			continue; /* duplicate */
+		if (hi > lo && syscall(SYS_close_range, lo, hi - 1, 0) < 0) {
+			/* No close_range (Linux < 5.9): one by one. */
+			struct rlimit rl;
+			unsigned max = 65536;
+			if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+			    rl.rlim_cur < max)
+				max = (unsigned)rl.rlim_cur;
+			for (unsigned fd = lo; fd < hi && fd < max; fd++)
+				close((int)fd);
+		}
+		if (i < n)
+			lo = (unsigned)k[i] + 1;
+	}
+	errno = saved;
+	return 0;
+}
+
+int rec_prim_is_pipe_or_socket(int fd)
+{
+	struct stat st;
+	int saved = errno, rc;
+
+	rc = fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	errno = saved;
+	return rc;
+}
+
+void rec_prim_exit_group(int status)
+{
+	for (;;)
+		syscall(SYS_exit_group, status);
 }
 
 int rec_prim_thread_alive(uint32_t tid)

@@ -12,6 +12,9 @@
  * noreserve is set: pages are touched lazily). Returns NULL on failure. */
 void *rec_prim_map(size_t len, int noreserve);
 void rec_prim_unmap(void *p, size_t len);
+/* Give the pages of [p, p + len) back to the kernel (they read as zeros
+ * afterwards). p page-aligned; len rounded up to pages. */
+void rec_prim_discard(void *p, size_t len);
 
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
 uint64_t rec_prim_mono_ns(void);
@@ -35,6 +38,22 @@ int rec_prim_open_ro(const char *path);
 int rec_prim_fd_high(int fd);
 int rec_prim_open_ro_high(const char *path);
 void rec_prim_close(int fd);
+
+/* st_dev and st_ino of open descriptor fd (fstat). Returns 0 or -errno. */
+int rec_prim_fd_id(int fd, uint64_t *dev, uint64_t *ino);
+
+/* Reopen the trace file at path for appending (O_WRONLY|O_APPEND|
+ * O_NOFOLLOW|O_CLOEXEC) at a high number, only if it is still the file
+ * (dev, ino). Returns the fd, -ESTALE when path names another file, or
+ * -errno. */
+int rec_prim_reopen_append(const char *path, uint64_t dev, uint64_t ino);
+
+/* Append len bytes to the file at path with one write() (O_APPEND; the file
+ * must exist). Returns 0 or -errno. */
+int rec_prim_append(const char *path, const void *data, size_t len);
+
+/* The current directory into buf (cap bytes). Returns 0 or -errno. */
+int rec_prim_getcwd(char *buf, size_t cap);
 
 /* Write all len bytes of data to fd, retrying on EINTR and short writes.
  * Returns 0 or -errno. */
@@ -60,6 +79,19 @@ void rec_prim_futex_wake(uint32_t *word, int n);
 /* Sleep for ns nanoseconds (EINTR ends it early). */
 void rec_prim_sleep_ns(uint64_t ns);
 void rec_prim_yield(void);
+
+/* Give the calling thread its own descriptor table (unshare CLONE_FILES)
+ * and close in it every descriptor but the n_keep in keep (up to 8; -1
+ * entries ignored). The program's close()/dup2() then never reach them,
+ * and the thread holds no reference to the program's files. Returns 0 or
+ * -errno (unshare refused: nothing changed). */
+int rec_prim_private_fds(const int *keep, size_t n_keep);
+
+/* 1 when fd is a pipe or a socket. */
+int rec_prim_is_pipe_or_socket(int fd);
+
+/* exit_group(status): ends the process at once. */
+void rec_prim_exit_group(int status) __attribute__((noreturn));
 
 /* 1 when thread tid of this process still exists, 0 when it has exited. */
 int rec_prim_thread_alive(uint32_t tid);

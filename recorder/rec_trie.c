@@ -26,6 +26,19 @@ static struct {
 	_Atomic uint32_t next_id; /* next node id, from 1 */
 } g_trie;
 
+int rec_trie_reset(int unmap_old)
+{
+	struct slot *old = g_trie.slots;
+
+	if (rec_trie_init() < 0) {
+		g_trie.slots = old;
+		return -ENOMEM;
+	}
+	if (unmap_old)
+		rec_prim_unmap(old, (size_t)SLOTS * sizeof(struct slot));
+	return 0;
+}
+
 int rec_trie_init(void)
 {
 	g_trie.slots = rec_prim_map((size_t)SLOTS * sizeof(struct slot), 1);
@@ -77,10 +90,16 @@ uint32_t rec_trie_get(uint32_t parent, uint64_t addr, int *inserted)
 			continue; /* lost the race: look at the slot again */
 		}
 		if (id == REC_SLOT_BUSY) {
+			/* The filler was preempted, or never finishes (it
+			 * longjmp()ed out of a signal handler, or it is a
+			 * thread _Fork() did not copy): give up after a while
+			 * and treat the table as full. */
 			for (unsigned n = 0; atomic_load_explicit(&s->id, memory_order_acquire) ==
 					     REC_SLOT_BUSY; n++) {
+				if (n > 1000000)
+					return 0;
 				if (n > 1000)
-					rec_prim_yield(); /* filler was preempted */
+					rec_prim_yield();
 				else
 					cpu_relax();
 			}

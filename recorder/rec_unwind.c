@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <libunwind.h>
 #include <link.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "rec_log.h"
+#include "rec_prim.h"
 #include "rec_unwind.h"
 
 struct range {
@@ -18,7 +20,49 @@ struct range {
 static struct {
 	struct range self;
 	struct range unwind;
-} g_unw;
+	_Atomic int pipe_fd[2];  /* libunwind's validation pipe, -1: none */
+	uint64_t pipe_id[2][2];  /* st_dev, st_ino of each end */
+} g_unw = { .pipe_fd = { -1, -1 } };
+
+void rec_unwind_pipe_set(const int fds[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (rec_prim_fd_id(fds[i], &g_unw.pipe_id[i][0], &g_unw.pipe_id[i][1]) < 0)
+			g_unw.pipe_id[i][0] = g_unw.pipe_id[i][1] = 0;
+		atomic_store(&g_unw.pipe_fd[i], fds[i]);
+	}
+}
+
+int rec_unwind_pipe_is(int fd)
+{
+	return fd >= 0 && (fd == atomic_load(&g_unw.pipe_fd[0]) ||
+			   fd == atomic_load(&g_unw.pipe_fd[1]));
+}
+
+int rec_unwind_pipe_owned(int fd)
+{
+	for (int i = 0; i < 2; i++) {
+		uint64_t dev, ino;
+		if (fd >= 0 && fd == atomic_load(&g_unw.pipe_fd[i]))
+			return rec_prim_fd_id(fd, &dev, &ino) == 0 && dev == g_unw.pipe_id[i][0] &&
+			       ino == g_unw.pipe_id[i][1];
+	}
+	return 0;
+}
+
+int rec_unwind_pipe_foreign(int fd)
+{
+	if (!rec_unwind_pipe_is(fd))
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		uint64_t dev, ino;
+		int f = atomic_load(&g_unw.pipe_fd[i]);
+		if (rec_prim_fd_id(f, &dev, &ino) < 0 || dev != g_unw.pipe_id[i][0] ||
+		    ino != g_unw.pipe_id[i][1])
+			return 1;
+	}
+	return 0;
+}
 
 struct find_arg {
 	uintptr_t addr;

@@ -19,4 +19,21 @@ int rec_unwind_init(void) REC_HIDDEN;
  * entries. May call malloc (libunwind): run under the recursion guard. */
 size_t rec_unwind_capture(void **frames, size_t cap, int *truncated) REC_HIDDEN;
 
+/* libunwind's memory-validation pipe (created inside the recorder, see
+ * rec_preload.c pipe2): remember its two descriptors and their identity. */
+void rec_unwind_pipe_set(const int fds[2]) REC_HIDDEN;
+
+/* 1 when fd is one of the validation pipe's numbers and that pipe is no
+ * longer intact (the program closed a number or put its own file there):
+ * libunwind must then neither read, write nor close that number. Calls
+ * with other fds return 0. */
+int rec_unwind_pipe_foreign(int fd) REC_HIDDEN;
+
+/* 1 when fd is one of the validation pipe's numbers. */
+int rec_unwind_pipe_is(int fd) REC_HIDDEN;
+
+/* 1 when fd is one of the validation pipe's numbers and still that end of
+ * the pipe (same device and inode). */
+int rec_unwind_pipe_owned(int fd) REC_HIDDEN;
+
 #endif

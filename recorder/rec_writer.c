@@ -18,6 +18,7 @@
 #define REC_ZSTD_WINDOW_LOG 22        /* the decoder caps the window at 2^23 */
 #define REC_FLUSH_NS (200u * 1000000u) /* ZSTD_e_flush at least this often */
 #define REC_STOP_WAIT_NS (5ull * 1000000000u) /* exit: wait for in-flight ops */
+#define REC_SWEEP_ROUNDS 100 /* rounds between liveness checks of OWNED slots */
 
 static struct {
 	ZSTD_CCtx *cctx;         /* static context over wksp */
@@ -26,35 +27,157 @@ static struct {
 	uint8_t *out;            /* compressed output buffer */
 	size_t out_cap;          /* bytes */
 	int fd;
+	const char *path;        /* the trace file (borrowed), to reopen it */
+	uint64_t fd_id[2];       /* st_dev, st_ino of the trace file */
+	uint64_t statm_id[2];    /* same for g_rec.statm_fd / stat_fd */
+	uint64_t stat_id[2];
+	unsigned window_log;
 	int err;                 /* sticky: writing failed, data is dropped */
 	uint64_t watermark;      /* last TICK watermark (monotonic) */
 	uint64_t last_flush_ns;  /* CLOCK_MONOTONIC of the last flush */
 	pthread_t thread;
 	_Atomic uint32_t stop;   /* 1: do the final round and exit */
 	_Atomic uint32_t done;   /* futex word: 1 when the writer finished */
+	_Atomic uint32_t flush_req;  /* flush requests made (rec_writer_flush) */
+	_Atomic uint32_t flush_done; /* futex word: requests served */
+	struct rec_thread *main_t;   /* the main thread's slot (only_writer_left) */
+	int private_fds;         /* the writer has its own descriptor table */
+	const void *init_owner;  /* &rec_tls of the thread that set the writer up,
+				  * until the writer thread starts */
+	uint64_t n_rounds;
 	int started;
 } g_w = { .fd = -1 };
 
-int rec_writer_init(int fd)
+static int is_ours(int fd, const uint64_t id[2])
 {
-	ZSTD_compressionParameters cp = ZSTD_getCParams(REC_ZSTD_LEVEL, ZSTD_CONTENTSIZE_UNKNOWN, 0);
+	uint64_t dev, ino;
 
-	if (cp.windowLog > REC_ZSTD_WINDOW_LOG)
-		cp.windowLog = REC_ZSTD_WINDOW_LOG;
-	g_w.wksp_bytes = ZSTD_estimateCStreamSize_usingCParams(cp) + (64u << 10);
-	g_w.wksp = rec_prim_map(g_w.wksp_bytes, 0);
-	g_w.out_cap = ZSTD_CStreamOutSize();
-	g_w.out = rec_prim_map(g_w.out_cap, 0);
-	if (!g_w.wksp || !g_w.out)
-		return -ENOMEM;
+	return fd >= 0 && rec_prim_fd_id(fd, &dev, &ino) == 0 && dev == id[0] && ino == id[1];
+}
+
+/* The program closed or replaced one of our descriptors (a daemon closing
+ * everything, dup2() over all numbers): from now on the writer thread
+ * uses a descriptor table of its own (unshare CLONE_FILES) holding only
+ * its still-intact files (and stderr for rec_log unless it is a pipe or a
+ * socket, whose reader must see EOF when the program closes it), so the
+ * program can never take them away again and nothing it opens later is
+ * ever at one of our numbers. Not done up front: when the last program
+ * thread ends after main() called pthread_exit(), the writer calls exit()
+ * and stdio must still reach the program's descriptors. */
+static void go_private(void)
+{
+	int keep[4];
+
+	if (g_w.private_fds)
+		return;
+	keep[0] = is_ours(g_w.fd, g_w.fd_id) ? g_w.fd : -1;
+	keep[1] = is_ours(g_rec.statm_fd, g_w.statm_id) ? g_rec.statm_fd : -1;
+	keep[2] = is_ours(g_rec.stat_fd, g_w.stat_id) ? g_rec.stat_fd : -1;
+	keep[3] = rec_prim_is_pipe_or_socket(2) ? -1 : 2;
+	if (rec_prim_private_fds(keep, 4) == 0) {
+		g_w.private_fds = 1;
+		g_rec.fds_private = 1;
+		rec_log(REC_LOG_INFO, "the program took our descriptors; the writer now has "
+				      "its own descriptor table");
+	}
+}
+
+/* Is *fd still the file identified by id (the program may have closed it
+ * or dup2()'d another file over it)? If not, never touch that number again
+ * (it is not ours any more): reopen path read-only at a high number. */
+static void own_ro(int *fd, uint64_t id[2], const char *path)
+{
+	if (is_ours(*fd, id))
+		return;
+	go_private();
+	*fd = rec_prim_open_ro_high(path);
+	if (*fd < 0 || rec_prim_fd_id(*fd, &id[0], &id[1]) < 0)
+		id[0] = id[1] = 0;
+}
+
+static void close_if_ours(int *fd, const uint64_t id[2])
+{
+	uint64_t dev, ino;
+
+	if (*fd >= 0 && rec_prim_fd_id(*fd, &dev, &ino) == 0 && dev == id[0] && ino == id[1])
+		rec_prim_close(*fd);
+	*fd = -1;
+}
+
+static void fd_id(int fd, uint64_t id[2])
+{
+	if (fd < 0 || rec_prim_fd_id(fd, &id[0], &id[1]) < 0)
+		id[0] = id[1] = 0;
+}
+
+int rec_writer_init(int fd, const char *path)
+{
+	if (!g_w.wksp) {
+		ZSTD_compressionParameters cp =
+			ZSTD_getCParams(REC_ZSTD_LEVEL, ZSTD_CONTENTSIZE_UNKNOWN, 0);
+		if (cp.windowLog > REC_ZSTD_WINDOW_LOG)
+			cp.windowLog = REC_ZSTD_WINDOW_LOG;
+		g_w.window_log = cp.windowLog;
+		g_w.wksp_bytes = ZSTD_estimateCStreamSize_usingCParams(cp) + (64u << 10);
+		g_w.wksp = rec_prim_map(g_w.wksp_bytes, 0);
+		g_w.out_cap = ZSTD_CStreamOutSize();
+		g_w.out = rec_prim_map(g_w.out_cap, 0);
+		if (!g_w.wksp || !g_w.out) {
+			rec_prim_unmap(g_w.wksp, g_w.wksp_bytes);
+			rec_prim_unmap(g_w.out, g_w.out_cap);
+			g_w.wksp = NULL;
+			g_w.out = NULL;
+			return -ENOMEM;
+		}
+	}
+	/* A new trace (fork child, failed exec): the context may be in the
+	 * middle of the previous frame; initStaticCCtx starts it afresh. */
 	g_w.cctx = ZSTD_initStaticCCtx(g_w.wksp, g_w.wksp_bytes);
 	if (!g_w.cctx)
 		return -CM_E_ZSTD;
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_compressionLevel,
 						REC_ZSTD_LEVEL)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_windowLog, (int)cp.windowLog)))
+	    ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_windowLog, (int)g_w.window_log)))
 		return -CM_E_ZSTD;
 	g_w.fd = fd;
+	g_w.path = path;
+	fd_id(fd, g_w.fd_id);
+	fd_id(g_rec.statm_fd, g_w.statm_id);
+	fd_id(g_rec.stat_fd, g_w.stat_id);
+	g_w.err = 0;
+	g_w.watermark = 0;
+	g_w.last_flush_ns = 0;
+	g_w.main_t = NULL;
+	g_w.started = 0;
+	g_w.private_fds = 0;
+	atomic_store(&g_w.stop, 0);
+	atomic_store(&g_w.done, 0);
+	atomic_store(&g_w.flush_req, 0);
+	atomic_store(&g_w.flush_done, 0);
+	g_w.init_owner = &rec_tls;
+	return 0;
+}
+
+/* Before each write: is g_w.fd still our trace file? If the program closed
+ * it or put another file at its number, reopen the trace by path (O_APPEND,
+ * same device and inode required) at a high number; the old number is left
+ * alone. Returns 0 or -errno. */
+static int out_fd_check(void)
+{
+	uint64_t dev, ino;
+	int fd;
+
+	if (g_w.fd >= 0 && rec_prim_fd_id(g_w.fd, &dev, &ino) == 0 && dev == g_w.fd_id[0] &&
+	    ino == g_w.fd_id[1])
+		return 0;
+	go_private();
+	fd = rec_prim_reopen_append(g_w.path, g_w.fd_id[0], g_w.fd_id[1]);
+	if (fd < 0)
+		return fd;
+	rec_log(REC_LOG_INFO, "trace descriptor %d was closed or replaced; reopened as %d",
+		g_w.fd, fd);
+	g_w.fd = fd;
+	g_rec.out_fd = fd;
 	return 0;
 }
 
@@ -64,7 +187,9 @@ static void write_out(const void *data, size_t len)
 
 	if (g_w.err || !len)
 		return;
-	rc = rec_prim_write_all(g_w.fd, data, len);
+	rc = out_fd_check();
+	if (rc == 0)
+		rc = rec_prim_write_all(g_w.fd, data, len);
 	if (rc < 0) {
 		g_w.err = rc;
 		rec_log(REC_LOG_ERROR, "cannot write the trace: %s; recording stops",
@@ -112,6 +237,7 @@ static uint64_t rss_bytes(void)
 	uint64_t v = 0;
 	const char *p;
 
+	own_ro(&g_rec.statm_fd, g_w.statm_id, "/proc/self/statm");
 	if (g_rec.statm_fd < 0)
 		return 0;
 	n = rec_prim_pread(g_rec.statm_fd, buf, sizeof(buf) - 1, 0);
@@ -170,15 +296,31 @@ static unsigned writer_round(int final)
 		wm = g_w.watermark; /* everything below the old one is out already */
 	g_w.watermark = wm;
 
-	/* 2. Drain. A slot whose owner is gone is retired after its last drain. */
+	/* 2. Drain. A slot whose owner is gone is retired after its last drain.
+	 * About once a second also look at OWNED slots: a thread whose first
+	 * event came from a TSD destructor after the last destructor round
+	 * never ran thread_exit_cb. */
+	int sweep = ++g_w.n_rounds % REC_SWEEP_ROUNDS == 0;
 	for (t = list; t; t = t->next) {
 		uint32_t st = atomic_load_explicit(&t->status, memory_order_acquire);
-		if (st == REC_THR_EXITING && !t->writer_dead && !rec_prim_thread_alive(t->tid))
+		/* tid 0: a thread is claiming the slot right now. */
+		uint32_t tid = __atomic_load_n(&t->tid, __ATOMIC_RELAXED);
+		if ((st == REC_THR_EXITING || (sweep && st == REC_THR_OWNED && tid)) &&
+		    !t->writer_dead && !rec_prim_thread_alive(tid))
 			t->writer_dead = 1;
 		drain(t);
 		atomic_store_explicit(&t->kick_pending, 0, memory_order_relaxed);
 		if (t->writer_dead && !final) {
+			/* Drained and the owner is gone: give the touched ring
+			 * pages back and restart the ring at 0, so thousands of
+			 * short-lived threads do not grow the resident memory. */
+			uint64_t used = atomic_load(&t->head);
+			rec_prim_discard(t->ring, used < REC_RING_BYTES ? used : REC_RING_BYTES);
+			atomic_store(&t->head, 0);
+			atomic_store(&t->tail, 0);
+			t->local_head = 0;
 			t->writer_dead = 0;
+			__atomic_store_n(&t->tid, 0, __ATOMIC_RELAXED);
 			atomic_store(&t->in_flight, 0);
 			atomic_store_explicit(&t->status, REC_THR_FREE, memory_order_release);
 		}
@@ -212,8 +354,10 @@ static void writer_finish(void)
 	for (t = atomic_load(&g_rec.threads); t; t = t->next)
 		n_events += atomic_load(&t->n_events);
 	zput(rec, tf_enc_end(rec, rec_prim_mono_ns() - g_rec.start_ns, n_events), ZSTD_e_end);
-	rec_prim_close(g_w.fd);
-	g_w.fd = -1;
+	/* Close only descriptors that are still ours. */
+	close_if_ours(&g_w.fd, g_w.fd_id);
+	close_if_ours(&g_rec.statm_fd, g_w.statm_id);
+	close_if_ours(&g_rec.stat_fd, g_w.stat_id);
 	g_rec.out_fd = -1;
 }
 
@@ -224,8 +368,8 @@ static void writer_finish(void)
  * and the group has 2 threads left (it and the writer). */
 static int only_writer_left(void)
 {
-	static struct rec_thread *main_t; /* the main thread's slot (never reused
-					   * while the zombie leader exists) */
+	/* The main thread's slot is never reused while the zombie leader exists. */
+	struct rec_thread *main_t = g_w.main_t;
 	char buf[1024];
 	const char *p;
 	ssize_t n;
@@ -238,8 +382,12 @@ static int only_writer_left(void)
 				main_t = t;
 		if (!main_t)
 			return 0;
+		g_w.main_t = main_t;
 	}
-	if (atomic_load(&main_t->status) != REC_THR_EXITING || g_rec.stat_fd < 0)
+	if (atomic_load(&main_t->status) != REC_THR_EXITING)
+		return 0;
+	own_ro(&g_rec.stat_fd, g_w.stat_id, "/proc/self/stat");
+	if (g_rec.stat_fd < 0)
 		return 0;
 	n = rec_prim_pread(g_rec.stat_fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
@@ -268,10 +416,18 @@ static void *writer_main(void *arg)
 		uint32_t seen = atomic_load(&g_rec.wake_word);
 		if (atomic_load(&g_w.stop))
 			break;
-		rec_prim_futex_wait((uint32_t *)&g_rec.wake_word, seen, g_rec.interval_ns);
+		if (atomic_load(&g_w.flush_req) == atomic_load(&g_w.flush_done))
+			rec_prim_futex_wait((uint32_t *)&g_rec.wake_word, seen, g_rec.interval_ns);
 		if (atomic_load(&g_w.stop))
 			break;
 		writer_round(0);
+		uint32_t req = atomic_load(&g_w.flush_req);
+		if (req != atomic_load(&g_w.flush_done)) {
+			zput(NULL, 0, ZSTD_e_flush);
+			g_w.last_flush_ns = rec_prim_mono_ns();
+			atomic_store(&g_w.flush_done, req);
+			rec_prim_futex_wake((uint32_t *)&g_w.flush_done, 1 << 30);
+		}
 		if (REC_UNLIKELY(only_writer_left()) && !atomic_exchange(&g_rec.finished, 1)) {
 			/* Do what the last thread would have done: exit(0). The
 			 * trace ends first; rec_atexit then sees finished. */
@@ -310,19 +466,43 @@ int rec_writer_start(void)
 	if (rc != 0)
 		return -rc;
 	g_w.started = 1;
+	g_w.init_owner = NULL;
 	return 0;
 }
 
-void rec_writer_stop(void)
+int rec_writer_stop(void)
 {
 	uint64_t deadline = rec_prim_mono_ns() + REC_STOP_WAIT_NS + 5000000000ull;
 
 	if (!g_w.started)
-		return;
+		return 0;
 	atomic_store(&g_w.stop, 1);
 	rec_writer_kick();
 	while (!atomic_load(&g_w.done) && rec_prim_mono_ns() < deadline)
 		rec_prim_futex_wait((uint32_t *)&g_w.done, 0, 100000000);
+	return atomic_load(&g_w.done) != 0;
+}
+
+void rec_writer_flush(uint64_t timeout_ns)
+{
+	uint64_t deadline = rec_prim_mono_ns() + timeout_ns;
+	uint32_t req, cur;
+
+	if (!g_w.started || atomic_load(&g_w.done))
+		return;
+	req = atomic_fetch_add(&g_w.flush_req, 1) + 1;
+	rec_writer_kick();
+	while ((int32_t)((cur = atomic_load(&g_w.flush_done)) - req) < 0 &&
+	       !atomic_load(&g_w.done) && rec_prim_mono_ns() < deadline)
+		rec_prim_futex_wait((uint32_t *)&g_w.flush_done, cur, 100000000);
+}
+
+int rec_writer_drain_now(void)
+{
+	if (g_w.started || g_w.init_owner != &rec_tls || !g_w.cctx)
+		return 0;
+	writer_round(0);
+	return 1;
 }
 
 void rec_writer_kick(void)

@@ -270,3 +270,60 @@ record() {
 report() {
 	"$MEMANA" report "$1" --top 1000 --json >"$2" 2>"$2.stderr"
 }
+
+# figs FILE LIST FUNC...: "FUNC=CALLS/BYTES" for each FUNC (site sums), one
+# line, space separated: compare a whole trace's figures in one assertion.
+figs() {
+	local f=$1 l=$2 out= fn
+	shift 2
+	for fn in "$@"; do
+		out="$out${out:+ }$fn=$(site "$f" "$l" "$fn" | cut -d' ' -f1,2 | tr ' ' /)"
+	done
+	printf '%s\n' "$out"
+}
+
+# wrote_paths FILE: the PATHs of memrec's summary lines in FILE (memrec's
+# stderr), one per line, in order:
+#   memrec: wrote PATH (N events, SIZE bytes[, incomplete])
+wrote_paths() {
+	sed -nE 's/^memrec: wrote (.+) \([0-9]+ events, [0-9]+ bytes(, incomplete)?\)$/\1/p' "$1"
+}
+
+# wrote_check FILE: every summary line of FILE names an existing absolute
+# path whose size is the SIZE given, whose N events are its alloc and free
+# records, and which says ", incomplete" exactly when the trace has no end
+# record; prints the offending lines (nothing when all are right).
+wrote_check() {
+	local line path size ev inc n_ev has_end
+	grep '^memrec: wrote ' "$1" | while IFS= read -r line; do
+		path=$(printf '%s\n' "$line" | sed -nE 's/^memrec: wrote (.+) \(([0-9]+) events, ([0-9]+) bytes(, incomplete)?\)$/\1/p')
+		ev=$(printf '%s\n' "$line" | sed -nE 's/^memrec: wrote (.+) \(([0-9]+) events, ([0-9]+) bytes(, incomplete)?\)$/\2/p')
+		size=$(printf '%s\n' "$line" | sed -nE 's/^memrec: wrote (.+) \(([0-9]+) events, ([0-9]+) bytes(, incomplete)?\)$/\3/p')
+		inc=$(printf '%s\n' "$line" | sed -nE 's/^memrec: wrote (.+) \(([0-9]+) events, ([0-9]+) bytes(, incomplete)?\)$/\4/p')
+		case $path in
+		/*) ;;
+		*) echo "not absolute: $line"; continue ;;
+		esac
+		[ -f "$path" ] || { echo "missing file: $line"; continue; }
+		[ "$(stat -c %s "$path")" = "$size" ] || echo "size $(stat -c %s "$path") differs: $line"
+		"$MEMANA" dump "$path" >"$T_DIR/wrote_check.dump" 2>/dev/null
+		n_ev=$(grep -cE '^@[0-9]+ (alloc|free) ' "$T_DIR/wrote_check.dump")
+		[ "$n_ev" = "$ev" ] || echo "$n_ev alloc/free records: $line"
+		has_end=$(grep -cE '^@[0-9]+ end ' "$T_DIR/wrote_check.dump")
+		if [ -n "$inc" ] && [ "$has_end" != 0 ]; then echo "has an end record: $line"; fi
+		if [ -z "$inc" ] && [ "$has_end" = 0 ]; then echo "no end record: $line"; fi
+	done
+}
+
+# replay_meta TRACE: ingest TRACE and print the replay's consistency
+# counters "inconsistent unmatched_frees late_events" (docs/schema.md).
+replay_meta() {
+	rm -f "$1.db"
+	"$MEMANA" ingest "$1" -o "$1.db" >/dev/null 2>"$1.db.err" || { echo "<ingest failed: $(head -n 1 "$1.db.err")>"; return 1; }
+	sqlite3 "$1.db" "SELECT group_concat(value, ' ') FROM (SELECT value FROM meta WHERE key IN ('inconsistent', 'unmatched_frees', 'late_events') ORDER BY key)"
+}
+
+# ppid_of TRACE: the ppid of the trace's PROCESS record (memana dump).
+ppid_of() {
+	"$MEMANA" dump "$1" 2>/dev/null | sed -nE 's/.* ppid=([0-9]+) .*/\1/p' | head -n 1
+}

@@ -3,7 +3,8 @@
 # destructors and atexit handlers (after main) are recorded — no false leak;
 # exit() from a worker thread, exit() and return from main while 4 threads
 # keep allocating: the status passes through, the trace is complete and
-# consistent (no event lost before END, nothing after it).
+# consistent (no event lost before END, nothing after it); _exit() and
+# _Exit() finish the trace too.
 . "$(dirname "$0")/../lib.sh"
 need_tools
 need_prog gt_ctor
@@ -21,15 +22,21 @@ for how in exit return; do
 	is "$(site ctor-$how.json leaked main_leak | cut -d' ' -f1,2)" "1 333" "gt_ctor ($how): the real leak is there"
 done
 
-# _exit(): DESIGN.md "At exit (normal, exit(), return from main, _exit where
-# it can be caught) all buffers are flushed and an end record marks the
-# trace complete". A call to _exit through the PLT can be interposed.
-record _exit.zst "$PROGS/gt_status" lines 5 _exit 4
-is "$?" 4 "_exit(4): status 4"
-report _exit.zst _exit.json
-is "$?" 0 "_exit: the trace reports (exit 0)"
-todo_is "$(site_calls _exit.json allocations lines)" 5 "_exit: the 5 allocations before it are recorded" "recorder does not catch _exit yet"
-todo_is "$(jget _exit.json 'd["trace"]["complete"]')" true "_exit: trace complete" "recorder does not catch _exit yet"
+# _exit() and _Exit() are interposed (.notes/PLAN3.md decision 5): the trace
+# is finished with its end record, nothing lost (the program calls them
+# within the writer's flush interval of its allocations).
+for how in _exit:4 _Exit:6; do
+	fn=${how%:*}
+	st=${how#*:}
+	record $fn.zst "$PROGS/gt_status" lines 5 $fn $st
+	is "$?" $st "$fn($st): status $st"
+	is "$(wc -l <$fn.zst.stdout)" 5 "$fn: the program's flushed output is there"
+	report $fn.zst $fn.json
+	is "$?" 0 "$fn: the trace reports (exit 0)"
+	is "$(site $fn.json allocations lines | cut -d' ' -f1,2)" "5 175" "$fn: the 5 allocations before it are recorded"
+	is "$(jget $fn.json 'd["trace"]["complete"]')" true "$fn: trace complete"
+	is "$(cat $fn.json.stderr)" "" "$fn: no warning from memana"
+done
 
 ROUNDS=${MEMREC_EXIT_ROUNDS:-3}
 for round in $(seq 1 "$ROUNDS"); do

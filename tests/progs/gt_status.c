@@ -7,6 +7,7 @@
  *                global scope: shows whether an LD_PRELOAD library is loaded)
  *   exit S       exit(S)
  *   _exit S      _exit(S) (stdout flushed first)
+ *   _Exit S      _Exit(S) (stdout flushed first)
  *   signal N     kill itself with signal N (default action)
  * Without exit/signal it returns 0. */
 #include <dlfcn.h>
@@ -48,6 +49,9 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "_exit") == 0) {
 			fflush(stdout);
 			_exit((int)strtol(v, NULL, 10));
+		} else if (strcmp(a, "_Exit") == 0) {
+			fflush(stdout);
+			_Exit((int)strtol(v, NULL, 10));
 		} else if (strcmp(a, "signal") == 0) {
 			fflush(stdout);
 			int sig = (int)strtol(v, NULL, 10);
