@@ -149,7 +149,7 @@ $(BUILD)/obj/tests/fuzz/replay_main.o: tests/fuzz/replay_main.c | $(BUILD)/.dirs
 	$(Q)$(CC) $(ALL_CFLAGS) $(INC_tests) -c -o $@ $<
 
 FUZZ_CC ?= clang
-FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-Iformats -Icommon
 fuzz: | $(BUILD)/.dirs
 	@mkdir -p $(BUILD)/fuzz
