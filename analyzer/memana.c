@@ -362,6 +362,25 @@ static char *default_db_path(const char *trace)
 	return p;
 }
 
+/* The single TRACE operand of ingest and dump, which must be a trace (not a
+ * database). Returns 0 and sets *path, or the exit status to return (usage
+ * error or bad input, the message already printed). */
+static int one_trace_operand(int argc, char **argv, const char *usage, const char **path)
+{
+	enum input_kind kind;
+
+	if (argc - optind != 1)
+		return usage_error(usage, argc - optind ? "too many arguments" : "missing TRACE");
+	if (detect_input(argv[optind], &kind) < 0)
+		return EXIT_ERROR;
+	if (kind != INPUT_TRACE) {
+		err_msg("'%s' is a database, not a trace", argv[optind]);
+		return EXIT_ERROR;
+	}
+	*path = argv[optind];
+	return 0;
+}
+
 static int cmd_ingest(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -379,7 +398,6 @@ static int cmd_ingest(int argc, char **argv)
 	bool force = false;
 	char errmsg[ERRMSG_CAP] = "";
 	struct ana_db *db = NULL;
-	enum input_kind kind;
 	int c, status = EXIT_ERROR;
 
 	while ((c = getopt_long(argc, argv, "o:fh", opts, NULL)) != -1) {
@@ -405,16 +423,10 @@ static int cmd_ingest(int argc, char **argv)
 			return bad_option(usage_ingest, argv);
 		}
 	}
-	if (argc - optind != 1)
-		return usage_error(usage_ingest, argc - optind ? "too many arguments"
-							       : "missing TRACE");
-	const char *trace = argv[optind];
-	if (detect_input(trace, &kind) < 0)
-		return EXIT_ERROR;
-	if (kind != INPUT_TRACE) {
-		err_msg("'%s' is a database, not a trace", trace);
-		return EXIT_ERROR;
-	}
+	const char *trace;
+	int st = one_trace_operand(argc, argv, usage_ingest, &trace);
+	if (st)
+		return st;
 	if (!out) {
 		def = default_db_path(trace);
 		if (!def) {
@@ -644,7 +656,6 @@ static int cmd_dump(int argc, char **argv)
 	char decmsg[128] = "";
 	struct tf_dec *dec = NULL;
 	struct tf_record rec;
-	enum input_kind kind;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -656,16 +667,10 @@ static int cmd_dump(int argc, char **argv)
 			return bad_option(usage_dump, argv);
 		}
 	}
-	if (argc - optind != 1)
-		return usage_error(usage_dump, argc - optind ? "too many arguments"
-							     : "missing TRACE");
-	const char *path = argv[optind];
-	if (detect_input(path, &kind) < 0)
-		return EXIT_ERROR;
-	if (kind != INPUT_TRACE) {
-		err_msg("'%s' is a database, not a trace", path);
-		return EXIT_ERROR;
-	}
+	const char *path;
+	int st = one_trace_operand(argc, argv, usage_dump, &path);
+	if (st)
+		return st;
 	rc = tf_dec_open(&dec, path, decmsg);
 	if (rc < 0) {
 		if (rc > -CM_E_FIRST)
