@@ -202,6 +202,13 @@ asan:
 deps:
 	@tools/install-deps.sh
 
+# The benchmark kit (issue 4): memrec against untraced and heaptrack runs;
+# prints Markdown tables (docs/performance.md). BENCH_RUNS, BENCH_QUICK=1, ...
+bench:
+	@tools/install-deps.sh --bench
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tools/bench/run.sh
+
 # The README's first command: record a real Debian program and report it.
 demo:
 	@tools/install-deps.sh
@@ -224,6 +231,6 @@ clean:
 
 .SECONDARY:
 
-.PHONY: all progs check check-unit check-e2e check-deps asan deps demo install format lint clean fuzz
+.PHONY: all progs check check-unit check-e2e check-deps asan deps demo bench install format lint clean fuzz
 
 -include $(shell find $(BUILD)/obj $(BUILD)/obj-lib -name '*.d' 2>/dev/null)

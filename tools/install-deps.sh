@@ -1,12 +1,15 @@
 #!/bin/sh
 # Install what memrec/memana need on Debian 12 (bookworm). Idempotent; prints
-# nothing and runs no apt when every package is already installed.
+# nothing and runs no apt when every package is already installed. With
+# --bench, also heaptrack (the benchmark's reference).
 # This is the single place that knows the project's dependencies.
 set -eu
 
-PKGS="gcc make pkg-config libc6-dev
+PKGS="gcc g++ make pkg-config libc6-dev
 libzstd-dev libunwind-dev libsqlite3-dev libdw-dev libelf-dev
 libcmocka-dev sqlite3 python3 perl"
+# --bench: also what `make bench` compares against.
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS heaptrack"
 
 missing=""
 for p in $PKGS; do
