@@ -305,22 +305,17 @@ REC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 	return rc;
 }
 
-REC_EXPORT int execl(const char *path, const char *arg, ...)
+/* The end of every execl-family call: v is the argument vector collect_args()
+ * built (NULL: too many arguments); runs execvp(file, v) when search is set,
+ * else execve(file, v, envp); unmaps v when it was mapped; keeps errno. */
+static int exec_collected(const char *file, char **v, size_t mapped,
+			  char *const *envp, int search)
 {
-	char *buf[EXECL_STACK_ARGS];
-	size_t mapped;
-	va_list ap;
-	char **v;
-	int rc;
-
-	va_start(ap, arg);
-	v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, NULL);
-	va_end(ap);
 	if (!v) {
 		errno = E2BIG;
 		return -1;
 	}
-	rc = execve(path, v, environ);
+	int rc = search ? execvp(file, v) : execve(file, v, envp);
 	int saved = errno;
 	if (mapped)
 		rec_prim_unmap(v, mapped);
@@ -328,27 +323,28 @@ REC_EXPORT int execl(const char *path, const char *arg, ...)
 	return rc;
 }
 
+REC_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	char *buf[EXECL_STACK_ARGS];
+	size_t mapped;
+	va_list ap;
+
+	va_start(ap, arg);
+	char **v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, NULL);
+	va_end(ap);
+	return exec_collected(path, v, mapped, environ, 0);
+}
+
 REC_EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	char *buf[EXECL_STACK_ARGS];
 	size_t mapped;
 	va_list ap;
-	char **v;
-	int rc;
 
 	va_start(ap, arg);
-	v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, NULL);
+	char **v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, NULL);
 	va_end(ap);
-	if (!v) {
-		errno = E2BIG;
-		return -1;
-	}
-	rc = execvp(file, v);
-	int saved = errno;
-	if (mapped)
-		rec_prim_unmap(v, mapped);
-	errno = saved;
-	return rc;
+	return exec_collected(file, v, mapped, NULL, 1);
 }
 
 REC_EXPORT int execle(const char *path, const char *arg, ...)
@@ -357,22 +353,11 @@ REC_EXPORT int execle(const char *path, const char *arg, ...)
 	char *const *envp = NULL;
 	size_t mapped;
 	va_list ap;
-	char **v;
-	int rc;
 
 	va_start(ap, arg);
-	v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, &envp);
+	char **v = collect_args(arg, ap, buf, EXECL_STACK_ARGS, &mapped, &envp);
 	va_end(ap);
-	if (!v) {
-		errno = E2BIG;
-		return -1;
-	}
-	rc = execve(path, v, envp);
-	int saved = errno;
-	if (mapped)
-		rec_prim_unmap(v, mapped);
-	errno = saved;
-	return rc;
+	return exec_collected(path, v, mapped, envp, 0);
 }
 
 /* ---- exit paths ---- */
