@@ -274,6 +274,31 @@ enum {
 	OPT_MAX_ALLOCS,
 };
 
+/* The single TRACE|DB operand of report and check: open it (ingesting a trace
+ * into memory) and load the report with the top top sites per list. Returns
+ * 0 with *db and *rep set (caller frees both), or the exit status to return
+ * (usage error or bad input, the message already printed). */
+static int load_operand(int argc, char **argv, const char *usage,
+			const struct input_opts *io, unsigned top, struct ana_db **db,
+			struct ana_report **rep)
+{
+	char errmsg[ERRMSG_CAP] = "";
+
+	if (argc - optind != 1)
+		return usage_error(usage, argc - optind ? "too many arguments"
+							: "missing TRACE or DB");
+	const char *path = argv[optind];
+	if (open_input(path, io, db) < 0)
+		return EXIT_ERROR;
+	if (ana_report_load(*db, path, top, rep, errmsg, sizeof(errmsg)) < 0) {
+		err_msg("%s", errmsg);
+		ana_db_free(*db);
+		*db = NULL;
+		return EXIT_ERROR;
+	}
+	return 0;
+}
+
 static int cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -289,7 +314,6 @@ static int cmd_report(int argc, char **argv)
 	bool json = false;
 	struct ana_db *db = NULL;
 	struct ana_report *rep = NULL;
-	char errmsg[ERRMSG_CAP] = "";
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -320,18 +344,9 @@ static int cmd_report(int argc, char **argv)
 			return bad_option(usage_report, argv);
 		}
 	}
-	if (argc - optind != 1)
-		return usage_error(usage_report, argc - optind ? "too many arguments"
-							       : "missing TRACE or DB");
-	const char *path = argv[optind];
-	if (open_input(path, &io, &db) < 0)
-		return EXIT_ERROR;
-	int rc = ana_report_load(db, path, (unsigned)top, &rep, errmsg, sizeof(errmsg));
-	if (rc < 0) {
-		err_msg("%s", errmsg);
-		ana_db_free(db);
-		return EXIT_ERROR;
-	}
+	int st = load_operand(argc, argv, usage_report, &io, (unsigned)top, &db, &rep);
+	if (st)
+		return st;
 	if (json)
 		ana_report_print_json(rep, stdout);
 	else
@@ -493,7 +508,6 @@ static int cmd_check(int argc, char **argv)
 	bool has_leaked = false, has_peak = false, has_allocs = false, quiet = false;
 	struct ana_db *db = NULL;
 	struct ana_report *rep = NULL;
-	char errmsg[ERRMSG_CAP] = "";
 	int c, status = 0;
 
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
@@ -534,17 +548,9 @@ static int cmd_check(int argc, char **argv)
 			return bad_option(usage_check, argv);
 		}
 	}
-	if (argc - optind != 1)
-		return usage_error(usage_check, argc - optind ? "too many arguments"
-							      : "missing TRACE or DB");
-	const char *path = argv[optind];
-	if (open_input(path, &io, &db) < 0)
-		return EXIT_ERROR;
-	if (ana_report_load(db, path, 0, &rep, errmsg, sizeof(errmsg)) < 0) {
-		err_msg("%s", errmsg);
-		ana_db_free(db);
-		return EXIT_ERROR;
-	}
+	int st = load_operand(argc, argv, usage_check, &io, 0, &db, &rep);
+	if (st)
+		return st;
 	if (has_leaked && rep->leaked_bytes > max_leaked) {
 		fprintf(stderr,
 			"memana: check failed: leaked %" PRIu64 " bytes > limit %" PRIu64

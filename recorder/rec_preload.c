@@ -15,6 +15,19 @@
 
 #define REC_EXPORT __attribute__((visibility("default")))
 
+/* Resolve the real functions on first use; when name is still unknown
+ * (only possible inside dlsym's bootstrap) fail with ENOSYS. */
+#define REQUIRE_REAL(name)                              \
+	do {                                            \
+		if (REC_UNLIKELY(!rec_real.name)) {     \
+			rec_bootstrap();                \
+			if (!rec_real.name) {           \
+				errno = ENOSYS;         \
+				return -1;              \
+			}                               \
+		}                                       \
+	} while (0)
+
 /* Before the real functions are known (inside dlsym): the static arena. */
 static inline int booting(void)
 {
@@ -184,11 +197,7 @@ REC_EXPORT int dlclose(void *handle)
 {
 	int rc;
 
-	if (REC_UNLIKELY(!rec_real.dlclose)) {
-		rec_bootstrap();
-		if (!rec_real.dlclose)
-			return -1;
-	}
+	REQUIRE_REAL(dlclose);
 	rc = rec_real.dlclose(handle);
 	if (rc == 0) {
 		int saved = errno;
@@ -234,21 +243,12 @@ static char **collect_args(const char *arg0, va_list ap, char **buf, size_t cap,
 	return v;
 }
 
-static int no_real(void)
-{
-	errno = ENOSYS;
-	return -1;
-}
 
 REC_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	int token, rc;
 
-	if (REC_UNLIKELY(!rec_real.execve)) {
-		rec_bootstrap();
-		if (!rec_real.execve)
-			return no_real();
-	}
+	REQUIRE_REAL(execve);
 	token = rec_exec_begin();
 	rc = rec_real.execve(path, argv, envp);
 	rec_exec_failed(token);
@@ -264,11 +264,7 @@ REC_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	int token, rc;
 
-	if (REC_UNLIKELY(!rec_real.execvpe)) {
-		rec_bootstrap();
-		if (!rec_real.execvpe)
-			return no_real();
-	}
+	REQUIRE_REAL(execvpe);
 	token = rec_exec_begin();
 	rc = rec_real.execvpe(file, argv, envp);
 	rec_exec_failed(token);
@@ -279,11 +275,7 @@ REC_EXPORT int execvp(const char *file, char *const argv[])
 {
 	int token, rc;
 
-	if (REC_UNLIKELY(!rec_real.execvp)) {
-		rec_bootstrap();
-		if (!rec_real.execvp)
-			return no_real();
-	}
+	REQUIRE_REAL(execvp);
 	token = rec_exec_begin();
 	rc = rec_real.execvp(file, argv);
 	rec_exec_failed(token);
@@ -294,11 +286,7 @@ REC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	int token, rc;
 
-	if (REC_UNLIKELY(!rec_real.fexecve)) {
-		rec_bootstrap();
-		if (!rec_real.fexecve)
-			return no_real();
-	}
+	REQUIRE_REAL(fexecve);
 	token = rec_exec_begin();
 	rc = rec_real.fexecve(fd, argv, envp);
 	rec_exec_failed(token);
@@ -402,13 +390,7 @@ REC_EXPORT void abort(void)
  * pass straight through. */
 static int pipe_common(int fds[2], int flags)
 {
-	if (REC_UNLIKELY(!rec_real.pipe2)) {
-		rec_bootstrap();
-		if (!rec_real.pipe2) {
-			errno = ENOSYS;
-			return -1;
-		}
-	}
+	REQUIRE_REAL(pipe2);
 	int rc = rec_real.pipe2(fds, flags);
 	if (rc == 0 && rec_tls.guard) {
 		fds[0] = rec_prim_fd_high(fds[0]);
@@ -429,13 +411,7 @@ static int pipe_common(int fds[2], int flags)
  * and its close() of a number that is not ours any more does nothing. */
 REC_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
-	if (REC_UNLIKELY(!rec_real.read)) {
-		rec_bootstrap();
-		if (!rec_real.read) {
-			errno = ENOSYS;
-			return -1;
-		}
-	}
+	REQUIRE_REAL(read);
 	if (REC_UNLIKELY(rec_tls.guard) && rec_unwind_pipe_foreign(fd)) {
 		errno = EBADF;
 		return -1;
@@ -445,13 +421,7 @@ REC_EXPORT ssize_t read(int fd, void *buf, size_t len)
 
 REC_EXPORT int close(int fd)
 {
-	if (REC_UNLIKELY(!rec_real.close)) {
-		rec_bootstrap();
-		if (!rec_real.close) {
-			errno = ENOSYS;
-			return -1;
-		}
-	}
+	REQUIRE_REAL(close);
 	if (REC_UNLIKELY(rec_tls.guard) && rec_unwind_pipe_is(fd) && !rec_unwind_pipe_owned(fd))
 		return 0; /* closed already, or the program's file now: leave it */
 	return rec_real.close(fd);

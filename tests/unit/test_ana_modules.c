@@ -30,76 +30,7 @@
 
 /* ---- trace builder (as in test_ana_replay.c) ---------------------------- */
 
-#define TB_STREAMS 2
-#define TB_CHUNK_CAP 65536
-
-struct tb {
-	uint8_t *raw;
-	size_t len, cap;
-	struct tf_stream_state st[TB_STREAMS];
-	uint8_t chunk[TB_STREAMS][TB_CHUNK_CAP];
-	size_t clen[TB_STREAMS];
-	uint8_t *file;
-	size_t file_len;
-};
-
-static void tb_put(struct tb *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		b->cap = (b->len + n) * 2 + 4096;
-		b->raw = realloc(b->raw, b->cap);
-		assert_non_null(b->raw);
-	}
-	memcpy(b->raw + b->len, p, n);
-	b->len += n;
-}
-
-static struct tb *tb_new(void)
-{
-	struct tb *b = calloc(1, sizeof(*b));
-	uint8_t buf[512];
-	static const char cmd[] = "./prog\0";
-
-	assert_non_null(b);
-	int n = tf_enc_process(buf, sizeof(buf), 77, 1, 1700000000000000000ull, 4096,
-			       "/bin/prog", 9, cmd, sizeof(cmd) - 1);
-	assert_true(n > 0);
-	tb_put(b, buf, (size_t)n);
-	return b;
-}
-
-static uint8_t *tb_room(struct tb *b, int s)
-{
-	assert_true(b->clen[s] + TF_MAX_EVENT_BYTES <= TB_CHUNK_CAP);
-	return b->chunk[s] + b->clen[s];
-}
-
-static void tb_thread(struct tb *b, int s, uint64_t seq)
-{
-	b->clen[s] += tf_enc_thread(tb_room(b, s), &b->st[s], seq, 100 + (uint32_t)s, "t", 1);
-}
-
-static void tb_node(struct tb *b, int s, uint32_t id, uint32_t parent, uint64_t addr)
-{
-	b->clen[s] += tf_enc_node(tb_room(b, s), &b->st[s], id, parent, addr);
-}
-
-static void tb_alloc(struct tb *b, int s, uint64_t seq, uint32_t node, uint64_t size,
-		     uint64_t addr)
-{
-	b->clen[s] += tf_enc_alloc(tb_room(b, s), &b->st[s], seq, TF_KIND_MALLOC, node, size,
-				   addr);
-}
-
-static void tb_free(struct tb *b, int s, uint64_t seq, uint64_t addr)
-{
-	b->clen[s] += tf_enc_free(tb_room(b, s), &b->st[s], seq, TF_KIND_FREE, addr);
-}
-
-static void tb_unload(struct tb *b, int s, uint64_t seq, uint32_t id)
-{
-	b->clen[s] += tf_enc_unload(tb_room(b, s), &b->st[s], seq, id);
-}
+#include "ana_tb.h"
 
 /* A module as the recorder describes it. */
 struct mod {
@@ -112,57 +43,10 @@ struct mod {
 	int found;
 };
 
-static void tb_module(struct tb *b, int s, uint64_t seq, uint32_t id, const struct mod *m)
+static void mod_record(struct tb *b, int s, uint64_t seq, uint32_t id, const struct mod *m)
 {
-	int n = tf_enc_module(b->chunk[s] + b->clen[s], TB_CHUNK_CAP - b->clen[s], &b->st[s],
-			      seq, id, m->base, m->path, strlen(m->path), m->build_id,
-			      m->build_id_len, m->segs, m->n_segs);
-	assert_true(n > 0);
-	b->clen[s] += (size_t)n;
-}
-
-static void tb_flush(struct tb *b, int s)
-{
-	uint8_t head[TF_MAX_EVENT_BYTES];
-
-	if (!b->clen[s])
-		return;
-	tb_put(b, head, tf_enc_chunk_head(head, (uint32_t)s, (uint32_t)b->clen[s]));
-	tb_put(b, b->chunk[s], b->clen[s]);
-	b->clen[s] = 0;
-}
-
-static void tb_tick(struct tb *b, uint64_t wm, uint64_t time_ns)
-{
-	uint8_t buf[TF_MAX_EVENT_BYTES];
-
-	tb_put(b, buf, tf_enc_tick(buf, wm, time_ns, 0));
-}
-
-static void tb_end(struct tb *b, uint64_t time_ns, uint64_t n_events)
-{
-	uint8_t buf[TF_MAX_EVENT_BYTES];
-
-	tb_put(b, buf, tf_enc_end(buf, time_ns, n_events));
-}
-
-static void tb_finish(struct tb *b)
-{
-	size_t bound = ZSTD_compressBound(b->len);
-
-	b->file = malloc(TF_HEADER_BYTES + bound);
-	assert_non_null(b->file);
-	tf_enc_header(b->file, 0);
-	size_t z = ZSTD_compress(b->file + TF_HEADER_BYTES, bound, b->raw, b->len, 3);
-	assert_false(ZSTD_isError(z));
-	b->file_len = TF_HEADER_BYTES + z;
-}
-
-static void tb_free_all(struct tb *b)
-{
-	free(b->raw);
-	free(b->file);
-	free(b);
+	tb_module(b, s, seq, id, m->base, m->path, m->build_id, m->build_id_len, m->segs,
+		  m->n_segs);
 }
 
 /* ---- the two real modules -------------------------------------------------- */
@@ -260,20 +144,20 @@ static struct tb *build_reload(const struct mod *a, const struct mod *b, uint64_
 {
 	struct tb *t = tb_new();
 
-	tb_thread(t, 0, 1);
-	tb_module(t, 0, 2, 1, a);
+	tb_thread(t, 0, 1, 100);
+	mod_record(t, 0, 2, 1, a);
 	tb_node(t, 0, 1, 0, 0x10000);
 	tb_node(t, 0, 2, 1, x);
-	tb_alloc(t, 0, 3, 2, 10, P);
-	tb_free(t, 0, 4, P);
+	tb_alloc(t, 0, 3, TF_KIND_MALLOC, 2, 10, P);
+	tb_free(t, 0, 4, TF_KIND_FREE, P);
 	tb_unload(t, 0, 5, 1);
-	tb_module(t, 0, 6, 2, b);
+	mod_record(t, 0, 6, 2, b);
 	tb_node(t, 0, 3, 0, 0x20000);
 	tb_node(t, 0, 4, 3, x);
-	tb_alloc(t, 0, 7, 4, 20, Q);
-	tb_alloc(t, 0, 8, 2, 30, R);
+	tb_alloc(t, 0, 7, TF_KIND_MALLOC, 4, 20, Q);
+	tb_alloc(t, 0, 8, TF_KIND_MALLOC, 2, 30, R);
 	tb_flush(t, 0);
-	tb_tick(t, 9, 1000);
+	tb_tick(t, 9, 1000, 0);
 	tb_end(t, 2000, 4);
 	tb_finish(t);
 	return t;
@@ -519,11 +403,11 @@ static void test_unload_order(void **state)
 	tb_unload(t, 1, 5, 1);
 	tb_unload(t, 1, 6, 9); /* never loaded: ignored */
 	tb_flush(t, 1);
-	tb_module(t, 0, 2, 1, &a);
+	mod_record(t, 0, 2, 1, &a);
 	tb_node(t, 0, 1, 0, 0x7f0000000100ull);
-	tb_alloc(t, 0, 3, 1, 10, P);
-	tb_module(t, 0, 7, 2, &b);
-	tb_module(t, 0, 8, 2, &a); /* id 2 again while loaded */
+	tb_alloc(t, 0, 3, TF_KIND_MALLOC, 1, 10, P);
+	mod_record(t, 0, 7, 2, &b);
+	mod_record(t, 0, 8, 2, &a); /* id 2 again while loaded */
 	tb_flush(t, 0);
 	tb_end(t, 100, 1);
 	tb_finish(t);
@@ -547,14 +431,14 @@ static struct tb *build_events(unsigned n, unsigned every)
 	tb_node(t, 0, 1, 0, 0x400100);
 	for (unsigned i = 1; i <= n; i++) {
 		if (i % 2)
-			tb_alloc(t, 0, i, 1, 8, P);
+			tb_alloc(t, 0, i, TF_KIND_MALLOC, 1, 8, P);
 		else
-			tb_free(t, 0, i, P);
+			tb_free(t, 0, i, TF_KIND_FREE, P);
 		if (t->clen[0] > TB_CHUNK_CAP / 2)
 			tb_flush(t, 0);
 		if (every && i % every == 0) {
 			tb_flush(t, 0);
-			tb_tick(t, i + 1, i);
+			tb_tick(t, i + 1, i, 0);
 		}
 	}
 	tb_flush(t, 0);
@@ -610,7 +494,7 @@ static void test_module_limit(void **state)
 
 	fake_mod(&m, "/nonexistent/lib.so", 0x7f0000000000ull);
 	for (uint32_t i = 1; i <= 4; i++)
-		tb_module(t, 0, i, i, &m);
+		mod_record(t, 0, i, i, &m);
 	tb_flush(t, 0);
 	tb_end(t, 10, 0);
 	tb_finish(t);
