@@ -279,6 +279,8 @@ struct store {
 	struct ana_profile *prof;
 	struct ana_sym *sym;
 	sqlite3_stmt *meta, *module, *segment, *thread, *address, *frame, *node, *site;
+	uint32_t sites; /* ana_db_store()'s */
+	size_t n_registered; /* modules already in sym */
 };
 
 static int step(sqlite3_stmt *st)
@@ -378,7 +380,7 @@ static int store_modules(struct store *s)
 			bind_u64(s->segment, 4, m->segs[g].flags);
 			CM_TRY(step(s->segment));
 		}
-		if (s->sym)
+		if (s->sym && i >= s->n_registered)
 			/* An unresolvable module still maps addresses; ignore. */
 			(void)ana_sym_add_module(s->sym, id, m->path, m->base,
 						 m->build_id_len ? m->build_id : NULL,
@@ -457,12 +459,15 @@ static int store_nodes(struct store *s)
 {
 	struct ana_profile *p = s->prof;
 	struct addr_map am = { 0 };
-	size_t n_used = ana_profile_mark_used(p);
+	long n_used = ana_profile_mark_sites(p, s->sites);
 	uint32_t next_id = 1;
 	int rc = 0;
 
+	if (n_used < 0)
+		return -ENOMEM;
+
 	am.cap = 64;
-	while (am.cap < 2 * n_used + 2)
+	while (am.cap < 2 * (size_t)n_used + 2)
 		am.cap *= 2;
 	am.keys = malloc(am.cap * sizeof(*am.keys));
 	am.mods = malloc(am.cap * sizeof(*am.mods));
@@ -475,7 +480,10 @@ static int store_nodes(struct store *s)
 		const struct ana_node *n = &p->nodes[i];
 		uint32_t aid, mod;
 
-		if (!n->used)
+		uint8_t used = ana_profile_node_flags(p, i);
+		uint32_t id = ana_profile_node_id(p, i);
+
+		if (!(used & ANA_USED_NODE))
 			continue;
 		/* The same address is another row when another module was
 		 * loaded there at the node's birth. */
@@ -488,22 +496,23 @@ static int store_nodes(struct store *s)
 			if (rc < 0)
 				goto out;
 		}
-		bind_u64(s->node, 1, n->id);
-		bind_u64(s->node, 2, n->parent_id);
+		bind_u64(s->node, 1, id);
+		bind_u64(s->node, 2, ana_profile_parent_id(p, n));
 		bind_u64(s->node, 3, aid);
 		if ((rc = step(s->node)) < 0)
 			goto out;
-		if (!n->alloc_calls)
+		if (!(used & ANA_USED_SITE))
 			continue;
-		bind_u64(s->site, 1, n->id);
-		bind_u64(s->site, 2, n->alloc_calls);
-		bind_u64(s->site, 3, n->alloc_bytes);
-		bind_u64(s->site, 4, n->temp_calls);
-		bind_u64(s->site, 5, n->temp_bytes);
-		bind_u64(s->site, 6, n->peak_blocks);
-		bind_u64(s->site, 7, n->peak_bytes);
-		bind_u64(s->site, 8, n->live_blocks);
-		bind_u64(s->site, 9, n->live_bytes);
+		const struct ana_site *st = &p->sites[n->site];
+		bind_u64(s->site, 1, id);
+		bind_u64(s->site, 2, st->alloc_calls);
+		bind_u64(s->site, 3, st->alloc_bytes);
+		bind_u64(s->site, 4, st->temp_calls);
+		bind_u64(s->site, 5, st->temp_bytes);
+		bind_u64(s->site, 6, st->peak_blocks);
+		bind_u64(s->site, 7, st->peak_bytes);
+		bind_u64(s->site, 8, st->live_blocks);
+		bind_u64(s->site, 9, st->live_bytes);
 		if ((rc = step(s->site)) < 0)
 			goto out;
 	}
@@ -515,9 +524,28 @@ out:
 }
 
 int ana_db_store(struct ana_db *db, struct ana_profile *prof, const char *trace_path,
-		 const char *debug_path, char *errmsg, size_t cap)
+		 const char *debug_path, uint32_t sites, char *errmsg, size_t cap)
 {
-	struct store s = { .db = db, .prof = prof };
+	struct ana_sym *sym = NULL;
+	int rc = ana_sym_new(&sym);
+
+	if (rc == 0 && debug_path)
+		rc = ana_sym_set_debug_path(sym, debug_path);
+	if (rc < 0) {
+		ana_sym_free(sym);
+		if (errmsg && cap)
+			snprintf(errmsg, cap, "'%s': out of memory", db->path);
+		return rc;
+	}
+	return ana_db_store_with(db, prof, trace_path, sym, 0, sites, errmsg, cap);
+}
+
+int ana_db_store_with(struct ana_db *db, struct ana_profile *prof,
+		      const char *trace_path, struct ana_sym *sym, size_t n_registered,
+		      uint32_t sites, char *errmsg, size_t cap)
+{
+	struct store s = { .db = db, .prof = prof, .sym = sym, .sites = sites,
+			   .n_registered = n_registered };
 	static const struct {
 		size_t off;
 		const char *sql;
@@ -536,8 +564,10 @@ int ana_db_store(struct ana_db *db, struct ana_profile *prof, const char *trace_
 	};
 	int rc = 0;
 
-	if (db->tick_err)
+	if (db->tick_err) {
+		ana_sym_free(sym);
 		return db_fail(db, errmsg, cap, "cannot store the timeline");
+	}
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
 		sqlite3_stmt **st = (sqlite3_stmt **)((char *)&s + stmts[i].off);
 		if (sqlite3_prepare_v2(db->db, stmts[i].sql, -1, st, NULL) != SQLITE_OK) {
@@ -545,11 +575,6 @@ int ana_db_store(struct ana_db *db, struct ana_profile *prof, const char *trace_
 			goto out;
 		}
 	}
-	rc = ana_sym_new(&s.sym);
-	if (rc == 0 && debug_path)
-		rc = ana_sym_set_debug_path(s.sym, debug_path);
-	if (rc < 0)
-		goto out;
 	rc = store_meta(&s, trace_path);
 	if (rc == 0)
 		rc = store_modules(&s);

@@ -29,13 +29,28 @@ int ana_db_open(struct ana_db **out, const char *path, char *errmsg, size_t cap)
 int ana_db_add_tick(void *ctx, uint64_t time_ns, uint64_t heap_bytes,
 		    uint64_t rss_bytes);
 
-/* Symbolize the used nodes of prof (ana_profile_mark_used() is called here)
- * with libdw, store the metadata, modules, addresses, frames, nodes and
- * sites, and commit. trace_path is stored in meta. debug_path is passed to
+/* Store the metadata, modules and threads of prof, then its sites: all of
+ * them (sites = ANA_ALL_SITES), or only those among the first sites of
+ * any of the four lists in the views' order (ana_profile_mark_sites(): the
+ * database of a report of that many sites per list, which then prints the
+ * same as the full one).
+ * The stored sites' nodes and their ancestors are symbolized with libdw
+ * and stored with their addresses and frames (their ANA_USED_* flags set);
+ * then commit. trace_path is stored in meta. debug_path is passed to
  * ana_sym_set_debug_path() when not NULL. Returns 0, -ENOMEM or
  * -CM_E_SQLITE with errmsg set. */
 int ana_db_store(struct ana_db *db, struct ana_profile *prof, const char *trace_path,
-		 const char *debug_path, char *errmsg, size_t cap);
+		 const char *debug_path, uint32_t sites, char *errmsg, size_t cap);
+
+struct ana_sym;
+
+/* ana_db_store() with a symbolizer made beforehand (sym, taken over and
+ * freed here; debug_path is then not used): the first n_registered modules
+ * of prof are already registered in it, as module ids 1..n_registered with
+ * their paths, bases and build-ids (what ana_db_store() would register). */
+int ana_db_store_with(struct ana_db *db, struct ana_profile *prof,
+		      const char *trace_path, struct ana_sym *sym, size_t n_registered,
+		      uint32_t sites, char *errmsg, size_t cap);
 
 /* The SQLite handle (borrowed). */
 struct sqlite3 *ana_db_sqlite(struct ana_db *db);

@@ -11,6 +11,9 @@
 struct ana_ingest_opts {
 	uint64_t temporary_gap;  /* see ana_replay_opts */
 	const char *debug_path;  /* ana_sym_set_debug_path(); NULL = default */
+	bool report_only;        /* store only what a report of report_top sites
+				  * per list reads (ana_db_store()) */
+	unsigned report_top;
 };
 
 struct ana_ingest_info {

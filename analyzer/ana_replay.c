@@ -7,34 +7,26 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "ana_feed.h"
 #include "ana_replay.h"
 #include "cm_err.h"
 #include "tf_dec.h"
 
-/* A queued stream event (ALLOC or FREE). */
-struct qev {
-	uint64_t seq;
-	uint64_t off;   /* decompressed byte offset, for messages */
-	uint64_t size;  /* ALLOC: bytes */
-	uint64_t addr;
-	uint32_t node;  /* ALLOC: leaf node id */
-	uint8_t tag;
-	uint8_t kind;
-};
-
 struct rstream {
-	struct qev *q; /* ring, cap a power of two */
+	struct ana_frec *q;  /* ring, cap a power of two */
 	size_t head, len, cap;
-	bool active;   /* in the active list */
+	size_t pushed;  /* events queued since the last merge */
+	bool active;    /* in the active list */
 };
 
-/* A live allocation. addr 0 marks an empty slot. */
+/* A live allocation (32 bytes). addr 0 marks an empty slot. */
 struct live {
 	uint64_t addr;
 	uint64_t size;        /* bytes */
 	uint64_t alloc_index; /* stream's n_allocs right after this call */
-	uint32_t node_idx;
+	uint32_t site;        /* index in prof->sites */
 	uint32_t stream_idx;
 };
 
@@ -46,27 +38,33 @@ struct replay {
 	uint64_t gap;
 	ana_tick_fn on_tick;
 	void *tick_ctx;
+	ana_start_fn on_start;    /* called once (then cleared) */
 
 	struct rstream *streams;  /* parallel to prof->threads */
 	size_t streams_cap;
 	struct ana_map32 stream_index; /* stream id + 1 -> index */
+	uint32_t last_stream;     /* stream id + 1 of the last lookup (0: none) */
+	uint32_t last_si;         /* its index */
 	uint32_t *active;         /* stream indices with queued events */
 	size_t n_active, active_cap;
 	uint32_t *heap;           /* merge heap of stream indices */
 	size_t heap_cap;
 
-	struct live *live;        /* open addressing, linear probing */
+	struct live *live;        /* open addressing, linear probing, at most
+				   * 3/4 full */
 	size_t live_cap, n_live;  /* slots (power of two), entries */
 	unsigned live_shift;      /* 64 - log2(live_cap) */
 
 	uint64_t heap_bytes;      /* live bytes now */
 	uint64_t live_blocks;
-	uint64_t epoch;           /* bumped at every new peak */
+	uint32_t epoch;           /* bumped at every new peak (from 1) */
 	uint64_t release_ns;      /* time of the tick releasing events */
 	uint64_t last_tick_ns;
 	uint64_t watermark;       /* highest watermark seen */
 	bool seen_tick;
 	uint32_t unknown_idx;     /* index of the node-0 site + 1, 0 = none yet */
+	/* node index + 1 -> parent id, for nodes read before their parent */
+	struct ana_map32 pending_parent;
 
 	uint64_t n_queued;        /* events in all the stream queues */
 	uint64_t max_queued;      /* limit on n_queued */
@@ -116,13 +114,95 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
+/* ---- big arrays ------------------------------------------------------------ */
+
+/* The arrays that grow with the trace (nodes, sites, the id index, the live
+ * table) are mappings of their own: growing one moves pages instead of
+ * copying them, and a freed one goes back to the kernel (the malloc heap
+ * would keep the old copies resident). Fresh pages read as zero. */
+static size_t vm_round(size_t bytes)
+{
+	return (bytes + 4095) & ~(size_t)4095;
+}
+
+/* Resize the mapping p of old_bytes (p NULL: none yet) to new_bytes. NULL
+ * when out of memory (p is still valid then). */
+#if defined(__SANITIZE_ADDRESS__)
+/* Under AddressSanitizer: the heap, where accesses are checked. */
+static void *vm_resize(void *p, size_t old_bytes, size_t new_bytes)
+{
+	char *q = realloc(p, new_bytes);
+
+	if (q && new_bytes > old_bytes)
+		memset(q + old_bytes, 0, new_bytes - old_bytes);
+	return q;
+}
+
+static void vm_free(void *p, size_t bytes)
+{
+	(void)bytes;
+	free(p);
+}
+
+static void vm_release(void *p, size_t bytes)
+{
+	(void)p;
+	(void)bytes;
+}
+#else
+static void *vm_resize(void *p, size_t old_bytes, size_t new_bytes)
+{
+	void *q;
+
+	if (!p)
+		q = mmap(NULL, vm_round(new_bytes), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	else
+		q = mremap(p, vm_round(old_bytes), vm_round(new_bytes), MREMAP_MAYMOVE);
+	return q == MAP_FAILED ? NULL : q;
+}
+
+static void vm_free(void *p, size_t bytes)
+{
+	if (p)
+		munmap(p, vm_round(bytes));
+}
+
+/* Give back the pages of [p, p + bytes) (a page-aligned part of a mapping
+ * that will not be read again). */
+static void vm_release(void *p, size_t bytes)
+{
+	(void)madvise(p, bytes, MADV_DONTNEED);
+}
+#endif
+
+/* grow() for a mapped array. */
+static int vm_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	size_t n = *cap ? *cap : 1024;
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	np = vm_resize(*p, *cap * elem, n * elem);
+	if (!np)
+		return -ENOMEM;
+	*p = np;
+	*cap = n;
+	return 0;
+}
+
 /* ---- live allocation table --------------------------------------------- */
 
-static size_t live_slot(const struct replay *r, uint64_t addr)
+
+static inline size_t live_slot(const struct replay *r, uint64_t addr)
 {
 	return (size_t)((addr * 0x9e3779b97f4a7c15ull) >> r->live_shift);
 }
 
+/* The entry of addr, or NULL. */
 static struct live *live_find(struct replay *r, uint64_t addr)
 {
 	if (!r->live_cap)
@@ -135,40 +215,61 @@ static struct live *live_find(struct replay *r, uint64_t addr)
 	}
 }
 
-static void live_place(struct replay *r, const struct live *e)
-{
-	size_t i = live_slot(r, e->addr);
+/* Slots of the old table given back at a time while growing (64 KiB: a
+ * whole number of pages). */
+#define LIVE_RELEASE_SLOTS (65536 / sizeof(struct live))
 
-	while (r->live[i].addr)
-		i = (i + 1) & (r->live_cap - 1);
-	r->live[i] = *e;
+/* Double the table (from 1024 slots). Returns 0 or -ENOMEM. */
+static int live_grow(struct replay *r)
+{
+	struct live *old = r->live;
+	size_t old_cap = r->live_cap;
+	size_t cap = old_cap ? old_cap * 2 : 1024;
+	unsigned bits = 0;
+
+	r->live = vm_resize(NULL, 0, cap * sizeof(*r->live));
+	if (!r->live) {
+		r->live = old;
+		return -ENOMEM;
+	}
+	while (((size_t)1 << bits) < cap)
+		bits++;
+	r->live_cap = cap;
+	r->live_shift = 64 - bits;
+	/* The home slot is the hash's top bits: old slot i's entries go to
+	 * about slot 2i, so the new table fills in the order the old one is
+	 * read, and the old one's pages are given back as soon as they are
+	 * read: the copy never holds both tables whole. */
+	for (size_t i = 0; i < old_cap; i++) {
+		if (old[i].addr) {
+			size_t j = live_slot(r, old[i].addr);
+			while (r->live[j].addr)
+				j = (j + 1) & (cap - 1);
+			r->live[j] = old[i];
+		}
+		if ((i + 1) % LIVE_RELEASE_SLOTS == 0)
+			vm_release(old + i + 1 - LIVE_RELEASE_SLOTS,
+				   LIVE_RELEASE_SLOTS * sizeof(*old));
+	}
+	vm_free(old, old_cap * sizeof(*old));
+	return 0;
 }
 
-static int live_insert(struct replay *r, const struct live *e)
+/* The entry of addr if live (*found = true), else the empty slot where it
+ * goes (*found = false; the caller fills it and counts it). The table must
+ * have room for one more entry. */
+static struct live *live_slot_for(struct replay *r, uint64_t addr, bool *found)
 {
-	if ((r->n_live + 1) * 2 > r->live_cap) {
-		struct live *old = r->live;
-		size_t old_cap = r->live_cap;
-		size_t cap = old_cap ? old_cap * 2 : 1024;
-		unsigned bits = 0;
-
-		r->live = calloc(cap, sizeof(*r->live));
-		if (!r->live) {
-			r->live = old;
-			return -ENOMEM;
+	for (size_t i = live_slot(r, addr);; i = (i + 1) & (r->live_cap - 1)) {
+		if (r->live[i].addr == addr) {
+			*found = true;
+			return &r->live[i];
 		}
-		while (((size_t)1 << bits) < cap)
-			bits++;
-		r->live_cap = cap;
-		r->live_shift = 64 - bits;
-		for (size_t i = 0; i < old_cap; i++)
-			if (old[i].addr)
-				live_place(r, &old[i]);
-		free(old);
+		if (!r->live[i].addr) {
+			*found = false;
+			return &r->live[i];
+		}
 	}
-	live_place(r, e);
-	r->n_live++;
-	return 0;
 }
 
 /* Remove the entry at e (backward-shift deletion: no tombstones). */
@@ -192,27 +293,175 @@ static void live_remove(struct replay *r, struct live *e)
 	r->n_live--;
 }
 
-/* ---- aggregates -------------------------------------------------------- */
+/* ---- nodes and sites ----------------------------------------------------- */
 
-/* Lazy peak snapshot: before a node changes, capture its value if it has not
+/* Index of the node with trie id: id - 1 while the ids are 1, 2, 3... in
+ * definition order (a single-threaded recorder's trace), else through
+ * prof->node_dense or node_index. */
+static inline bool node_find(const struct ana_profile *p, uint32_t id, uint32_t *idx)
+{
+	if (!p->ids_indexed) {
+		if (id == 0 || id > p->n_nodes)
+			return false;
+		*idx = id - 1;
+		return true;
+	}
+	if (!p->dense_off) {
+		if (id >= p->dense_cap || !p->node_dense[id])
+			return false;
+		*idx = p->node_dense[id] - 1;
+		return true;
+	}
+	return ana_map32_get(&p->node_index, id, idx) != 0;
+}
+
+static int dense_put(struct ana_profile *p, uint32_t id, uint32_t idx);
+
+/* The ids stop being 1, 2, 3...: keep every node's id from now on and
+ * index the nodes so far. */
+static int ids_index(struct ana_profile *p)
+{
+	CM_TRY(vm_grow((void **)&p->node_ids, &p->ids_cap, p->n_nodes + 1,
+		       sizeof(*p->node_ids)));
+	for (size_t i = 0; i < p->n_nodes; i++)
+		p->node_ids[i] = (uint32_t)i + 1;
+	p->ids_indexed = true;
+	for (size_t i = 0; i < p->n_nodes; i++)
+		CM_TRY(dense_put(p, (uint32_t)i + 1, (uint32_t)i));
+	return 0;
+}
+
+/* Append a node with trie id (already indexed by the caller, or 0);
+ * returns its index through *idx. */
+static int node_append(struct ana_profile *p, uint32_t id, uint32_t parent_idx, uint64_t addr,
+		       bool resolved, uint32_t *idx)
+{
+	size_t i = p->n_nodes;
+
+	CM_TRY(vm_grow((void **)&p->nodes, &p->nodes_cap, i + 1, sizeof(*p->nodes)));
+	CM_TRY(vm_grow((void **)&p->node_flags, &p->flags_cap, i + 1, sizeof(*p->node_flags)));
+	if (p->ids_indexed) {
+		CM_TRY(vm_grow((void **)&p->node_ids, &p->ids_cap, i + 1, sizeof(*p->node_ids)));
+		p->node_ids[i] = id;
+	}
+	p->nodes[i].addr = addr;
+	p->nodes[i].birth_seq = 0;
+	p->nodes[i].parent_idx = parent_idx;
+	p->nodes[i].site = ANA_NO_SITE;
+	p->node_flags[i] = resolved ? ANA_NODE_RESOLVED : 0;
+	p->n_nodes++;
+	*idx = (uint32_t)i;
+	return 0;
+}
+
+static inline bool node_resolved(const struct ana_profile *p, uint32_t idx)
+{
+	return p->node_flags[idx] & ANA_NODE_RESOLVED;
+}
+
+/* Record trie id (not yet present) -> idx, the index of the node being
+ * appended. Returns 0 or -ENOMEM. */
+static int node_put(struct ana_profile *p, uint32_t id, uint32_t idx)
+{
+	if (!p->ids_indexed) {
+		if (id == idx + 1)
+			return 0;
+		CM_TRY(ids_index(p));
+	}
+	return dense_put(p, id, idx);
+}
+
+static int dense_put(struct ana_profile *p, uint32_t id, uint32_t idx)
+{
+	if (!p->dense_off) {
+		if (id < p->dense_cap) {
+			p->node_dense[id] = idx + 1;
+			return 0;
+		}
+		if ((uint64_t)id <= 2 * (uint64_t)p->n_nodes + (64u << 10)) {
+			size_t cap = p->dense_cap ? p->dense_cap : 1024;
+			while (cap <= id)
+				cap *= 2;
+			uint32_t *d = vm_resize(p->node_dense, p->dense_cap * sizeof(*d),
+						cap * sizeof(*d));
+			if (!d)
+				return -ENOMEM;
+			p->node_dense = d;
+			p->dense_cap = cap;
+			p->node_dense[id] = idx + 1;
+			return 0;
+		}
+		/* Sparse ids: move to the hash map for good. */
+		for (size_t i = 0; i < p->dense_cap; i++)
+			if (p->node_dense[i])
+				CM_TRY(ana_map32_put(&p->node_index, (uint32_t)i,
+						     p->node_dense[i] - 1));
+		vm_free(p->node_dense, p->dense_cap * sizeof(*p->node_dense));
+		p->node_dense = NULL;
+		p->dense_cap = 0;
+		p->dense_off = true;
+	}
+	return ana_map32_put(&p->node_index, id, idx);
+}
+
+/* Lazy peak snapshot: before a site changes, capture its value if it has not
  * been captured since the current peak was set (then it has not changed
  * since the peak either). */
-static inline void node_touch(struct replay *r, struct ana_node *n)
+static inline void site_touch(struct replay *r, struct ana_site *s)
 {
-	if (n->peak_epoch != r->epoch) {
-		n->peak_blocks = n->live_blocks;
-		n->peak_bytes = n->live_bytes;
-		n->peak_epoch = r->epoch;
+	if (s->peak_epoch != r->epoch) {
+		s->peak_blocks = s->live_blocks;
+		s->peak_bytes = s->live_bytes;
+		s->peak_epoch = r->epoch;
 	}
 }
 
-static void release_block(struct replay *r, struct live *e)
+/* A new global peak: every site's live figures are its peak figures from
+ * now until it changes. */
+static void new_peak(struct replay *r)
 {
-	struct ana_node *n = &r->prof->nodes[e->node_idx];
+	struct ana_profile *p = r->prof;
 
-	node_touch(r, n);
-	n->live_blocks--;
-	n->live_bytes -= e->size;
+	if (++r->epoch == UINT32_MAX) {
+		/* The epoch wraps (once per 4 Gi peaks): snapshot every site
+		 * now and restart the count. */
+		r->epoch = 2;
+		for (size_t i = 0; i < p->n_sites; i++) {
+			p->sites[i].peak_blocks = p->sites[i].live_blocks;
+			p->sites[i].peak_bytes = p->sites[i].live_bytes;
+			p->sites[i].peak_epoch = 2;
+		}
+	}
+}
+
+/* The site of node idx, created on its first allocation. */
+static int site_of(struct replay *r, uint32_t idx, struct ana_site **out)
+{
+	struct ana_profile *p = r->prof;
+	struct ana_node *n = &p->nodes[idx];
+
+	if (n->site == ANA_NO_SITE) {
+		if (p->n_sites >= UINT32_MAX - 1)
+			return -CM_E_LIMIT;
+		CM_TRY(vm_grow((void **)&p->sites, &p->sites_cap, p->n_sites + 1,
+			    sizeof(*p->sites)));
+		struct ana_site *s = &p->sites[p->n_sites];
+		memset(s, 0, sizeof(*s));
+		s->node = idx;
+		s->peak_epoch = r->epoch; /* nothing live at the current peak */
+		n->site = (uint32_t)p->n_sites++;
+	}
+	*out = &p->sites[n->site];
+	return 0;
+}
+
+static inline void release_block(struct replay *r, const struct live *e)
+{
+	struct ana_site *s = &r->prof->sites[e->site];
+
+	site_touch(r, s);
+	s->live_blocks--;
+	s->live_bytes -= e->size;
 	r->heap_bytes -= e->size;
 	r->live_blocks--;
 }
@@ -220,55 +469,61 @@ static void release_block(struct replay *r, struct live *e)
 /* Link the ancestors of node idx, which must all be defined by now (NODE
  * records from other streams may precede their parents in the file; the
  * TICK that releases an event guarantees its whole stack is in). */
-static int resolve_node(struct replay *r, uint32_t idx, const struct qev *ev)
+static int resolve_node(struct replay *r, uint32_t idx, const struct ana_frec *ev)
 {
 	struct ana_profile *p = r->prof;
-	uint32_t i = idx;
+	uint32_t i = idx, pid;
 
-	while (i != ANA_NO_PARENT && !p->nodes[i].resolved) {
+	while (i != ANA_NO_PARENT && !node_resolved(p, i)) {
 		struct ana_node *n = &p->nodes[i];
-		if (n->parent_idx == ANA_PARENT_PENDING &&
-		    !ana_map32_get(&p->node_index, n->parent_id, &n->parent_idx)) {
-			n->parent_idx = ANA_PARENT_PENDING;
-			return replay_fail(r, -CM_E_CORRUPT, ev->off,
-					   "alloc (seq %llu) uses stack node %u whose ancestor %u "
-					   "is undefined",
-					   (unsigned long long)ev->seq, n->id, n->parent_id);
+		if (n->parent_idx == ANA_PARENT_PENDING) {
+			pid = 0;
+			(void)ana_map32_get(&r->pending_parent, i + 1, &pid);
+			if (!node_find(p, pid, &n->parent_idx)) {
+				n->parent_idx = ANA_PARENT_PENDING;
+				return replay_fail(r, -CM_E_CORRUPT, ev->off,
+						   "alloc (seq %llu) uses stack node %u whose "
+						   "ancestor %u is undefined",
+						   (unsigned long long)ev->seq,
+						   ana_profile_node_id(p, i), pid);
+			}
 		}
 		i = n->parent_idx;
 	}
 	/* The chain is complete: mark it. */
-	for (i = idx; i != ANA_NO_PARENT && !p->nodes[i].resolved; i = p->nodes[i].parent_idx)
-		p->nodes[i].resolved = 1;
+	for (i = idx; i != ANA_NO_PARENT && !node_resolved(p, i); i = p->nodes[i].parent_idx)
+		p->node_flags[i] |= ANA_NODE_RESOLVED;
 	return 0;
 }
 
-static int replay_alloc(struct replay *r, uint32_t si, const struct qev *ev)
+static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev)
 {
 	struct ana_profile *p = r->prof;
 	struct ana_thread *t = &p->threads[si];
+	struct ana_site *site;
 	uint32_t idx;
 
 	if (ev->node == 0) {
 		/* No backtrace could be taken (docs/trace-format.md): one
 		 * synthetic site with id 0 and address 0, "[no backtrace]". */
 		if (!r->unknown_idx) {
-			CM_TRY(grow((void **)&p->nodes, &p->nodes_cap, p->n_nodes + 1,
-				    sizeof(*p->nodes)));
-			struct ana_node *u = &p->nodes[p->n_nodes];
-			memset(u, 0, sizeof(*u));
-			u->parent_idx = ANA_NO_PARENT;
-			u->resolved = 1;
-			r->unknown_idx = (uint32_t)++p->n_nodes;
+			if (p->n_nodes >= UINT32_MAX - 1)
+				return replay_fail(r, -CM_E_LIMIT, ev->off,
+						   "too many stack nodes");
+			/* Its id 0 ends the ids' 1, 2, 3... order. */
+			if (!p->ids_indexed)
+				CM_TRY(ids_index(p));
+			CM_TRY(node_append(p, 0, ANA_NO_PARENT, 0, true, &idx));
+			r->unknown_idx = idx + 1;
 		}
 		idx = r->unknown_idx - 1;
-	} else if (!ana_map32_get(&p->node_index, ev->node, &idx))
+	} else if (!node_find(p, ev->node, &idx))
 		return replay_fail(r, -CM_E_CORRUPT, ev->off,
 				   "alloc (seq %llu) references undefined stack node %u",
 				   (unsigned long long)ev->seq, ev->node);
 	struct ana_node *n = &p->nodes[idx];
 
-	if (!n->resolved)
+	if (!node_resolved(p, idx))
 		CM_TRY(resolve_node(r, idx, ev));
 	/* Birth of the node and its unborn ancestors: the modules loaded now
 	 * are the ones their addresses belong to. An ancestor of a born node
@@ -276,39 +531,48 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct qev *ev)
 	for (uint32_t i = idx; i != ANA_NO_PARENT && !p->nodes[i].birth_seq;
 	     i = p->nodes[i].parent_idx)
 		p->nodes[i].birth_seq = ev->seq;
+	if (site_of(r, idx, &site) < 0)
+		return replay_fail(r, -CM_E_LIMIT, ev->off, "too many allocation sites");
 	p->totals.allocations++;
 	t->n_allocs++;
-	n->alloc_calls++;
+	site->alloc_calls++;
 	if (!ev->addr) {
 		p->totals.failed_allocations++;
 		return 0;
 	}
 	p->totals.bytes_allocated += ev->size;
-	n->alloc_bytes += ev->size;
+	site->alloc_bytes += ev->size;
 
-	struct live *old = live_find(r, ev->addr);
-	if (old) {
+	if ((r->n_live + 1) * 4 > r->live_cap * 3)
+		CM_TRY(live_grow(r));
+	bool found;
+	struct live *e = live_slot_for(r, ev->addr, &found);
+	if (found) {
 		/* A free we never saw: drop the old block. */
 		p->totals.inconsistent++;
-		release_block(r, old);
-		live_remove(r, old);
+		release_block(r, e);
+	} else {
+		r->n_live++;
 	}
-	struct live e = { ev->addr, ev->size, t->n_allocs, idx, si };
-	CM_TRY(live_insert(r, &e));
-	node_touch(r, n);
-	n->live_blocks++;
-	n->live_bytes += ev->size;
+	e->addr = ev->addr;
+	e->size = ev->size;
+	e->alloc_index = t->n_allocs;
+	e->site = n->site;
+	e->stream_idx = si;
+	site_touch(r, site);
+	site->live_blocks++;
+	site->live_bytes += ev->size;
 	r->heap_bytes += ev->size;
 	r->live_blocks++;
 	if (r->heap_bytes > p->totals.peak_heap_bytes) {
 		p->totals.peak_heap_bytes = r->heap_bytes;
 		p->totals.peak_time_ns = r->release_ns;
-		r->epoch++;
+		new_peak(r);
 	}
 	return 0;
 }
 
-static void replay_free(struct replay *r, const struct qev *ev)
+static void replay_free(struct replay *r, const struct ana_frec *ev)
 {
 	struct ana_profile *p = r->prof;
 	struct live *e;
@@ -322,15 +586,12 @@ static void replay_free(struct replay *r, const struct qev *ev)
 	}
 	/* heaptrack's definition: a block released (by free or by realloc) with
 	 * no other allocation by its thread in between is temporary. */
-	{
-		uint64_t between = p->threads[e->stream_idx].n_allocs - e->alloc_index;
-		if (between <= r->gap) {
-			struct ana_node *n = &p->nodes[e->node_idx];
-			n->temp_calls++;
-			n->temp_bytes += e->size;
-			p->totals.temporary++;
-			p->totals.temporary_bytes += e->size;
-		}
+	if (p->threads[e->stream_idx].n_allocs - e->alloc_index <= r->gap) {
+		struct ana_site *s = &p->sites[e->site];
+		s->temp_calls++;
+		s->temp_bytes += e->size;
+		p->totals.temporary++;
+		p->totals.temporary_bytes += e->size;
 	}
 	release_block(r, e);
 	live_remove(r, e);
@@ -338,12 +599,21 @@ static void replay_free(struct replay *r, const struct qev *ev)
 
 /* ---- streams and merging ---------------------------------------------- */
 
+/* Events between the prefetch of a live-table slot and its use. */
+#define PREFETCH_AHEAD 16
+
 static int stream_get(struct replay *r, uint32_t stream, uint32_t *out)
 {
 	struct ana_profile *p = r->prof;
 	uint32_t idx;
 
+	if (r->last_stream == stream + 1) {
+		*out = r->last_si;
+		return 0;
+	}
 	if (ana_map32_get(&r->stream_index, stream + 1, &idx)) {
+		r->last_stream = stream + 1;
+		r->last_si = idx;
 		*out = idx;
 		return 0;
 	}
@@ -364,6 +634,8 @@ static int stream_get(struct replay *r, uint32_t stream, uint32_t *out)
 	memset(&r->streams[idx], 0, sizeof(r->streams[idx]));
 	p->threads[idx].stream = stream;
 	p->n_threads++;
+	r->last_stream = stream + 1;
+	r->last_si = idx;
 	*out = idx;
 	return 0;
 }
@@ -371,7 +643,7 @@ static int stream_get(struct replay *r, uint32_t stream, uint32_t *out)
 /* Give stream s's ring cap slots (a power of two >= s->len). */
 static int ring_resize(struct rstream *s, size_t cap)
 {
-	struct qev *q = malloc(cap * sizeof(*q));
+	struct ana_frec *q = malloc(cap * sizeof(*q));
 
 	if (!q)
 		return -ENOMEM;
@@ -384,11 +656,11 @@ static int ring_resize(struct rstream *s, size_t cap)
 	return 0;
 }
 
-static int queue_push(struct replay *r, const struct tf_record *rec)
+static int queue_push(struct replay *r, const struct ana_frec *rec)
 {
 	uint32_t si;
 	struct rstream *s;
-	struct qev *ev;
+	struct ana_frec *ev;
 
 	CM_TRY(stream_get(r, rec->stream, &si));
 	s = &r->streams[si];
@@ -402,20 +674,9 @@ static int queue_push(struct replay *r, const struct tf_record *rec)
 	if (s->len == s->cap)
 		CM_TRY(ring_resize(s, s->cap ? s->cap * 2 : 4));
 	ev = &s->q[(s->head + s->len) & (s->cap - 1)];
-	memset(ev, 0, sizeof(*ev));
-	ev->seq = rec->seq;
-	ev->off = rec->off;
-	ev->tag = (uint8_t)rec->tag;
-	if (rec->tag == TF_TAG_ALLOC) {
-		ev->kind = rec->u.alloc.kind;
-		ev->node = rec->u.alloc.node;
-		ev->size = rec->u.alloc.size;
-		ev->addr = rec->u.alloc.addr;
-	} else {
-		ev->kind = rec->u.free.kind;
-		ev->addr = rec->u.free.addr;
-	}
+	*ev = *rec;
 	s->len++;
+	s->pushed++;
 	r->n_queued++;
 	if (!s->active) {
 		CM_TRY(grow((void **)&r->active, &r->active_cap, r->n_active + 1,
@@ -475,8 +736,15 @@ static int merge(struct replay *r, uint64_t limit)
 		if (n > 2 && head_seq(r, r->heap[2]) < bound)
 			bound = head_seq(r, r->heap[2]);
 		do {
-			const struct qev *ev = &s->q[s->head];
+			const struct ana_frec *ev = &s->q[s->head];
 
+			/* The live table is far bigger than the caches: ask
+			 * for the slot of an event a little ahead now. */
+			if (s->len > PREFETCH_AHEAD && r->live_cap)
+				__builtin_prefetch(
+					&r->live[live_slot(r, s->q[(s->head + PREFETCH_AHEAD) &
+								   (s->cap - 1)].addr)],
+					1);
 			if (ev->tag == TF_TAG_ALLOC)
 				rc = replay_alloc(r, si, ev);
 			else
@@ -491,28 +759,35 @@ static int merge(struct replay *r, uint64_t limit)
 			r->heap[0] = r->heap[--n];
 		heap_down(r, n, 0);
 	}
-	/* Drop the streams that ran empty from the active list and free
-	 * their rings; shrink a ring mostly drained. A ring then never holds
-	 * more than 4 slots per queued event (docs/schema.md "Limits"). */
+	/* Drop the streams that ran empty from the active list. A ring keeps
+	 * its slots for the next round while it was at least a quarter full
+	 * in this one (events queued since the last merge, or still queued);
+	 * otherwise it shrinks (freed when empty). A ring then never holds
+	 * more than 4 slots per event queued in one round, which the queue
+	 * limit bounds (docs/schema.md "Limits"). */
 	size_t k = 0;
 	for (size_t i = 0; i < r->n_active; i++) {
 		uint32_t si = r->active[i];
 		struct rstream *s = &r->streams[si];
-		if (s->len) {
+		size_t want = s->len > s->pushed ? s->len : s->pushed;
+		s->pushed = 0;
+		if (s->len)
 			r->active[k++] = si;
-			if (s->len < s->cap / 4) {
-				size_t cap = 4;
-				while (cap < 2 * s->len)
-					cap *= 2;
-				/* Failing to shrink is harmless. */
-				(void)ring_resize(s, cap);
-			}
-		} else {
+		else
 			s->active = false;
+		if (want >= s->cap / 4)
+			continue;
+		if (!s->len) {
 			free(s->q);
 			s->q = NULL;
 			s->cap = 0;
 			s->head = 0;
+		} else {
+			size_t cap = 4;
+			while (cap < 2 * s->len)
+				cap *= 2;
+			/* Failing to shrink is harmless. */
+			(void)ring_resize(s, cap);
 		}
 	}
 	r->n_active = k;
@@ -550,27 +825,23 @@ static int on_node(struct replay *r, const struct tf_record *rec)
 {
 	struct ana_profile *p = r->prof;
 	uint32_t id = rec->u.node.id, parent = rec->u.node.parent, pidx = ANA_NO_PARENT;
-	uint32_t dummy;
-	struct ana_node *n;
+	uint32_t dummy, idx;
 
-	if (id == 0 || ana_map32_get(&p->node_index, id, &dummy))
+	if (id == 0 || node_find(p, id, &dummy))
 		return replay_fail(r, -CM_E_CORRUPT, rec->off,
 				   "stack node %u defined twice", id);
 	/* The parent may come later, from another stream: linked at replay. */
-	if (parent != TF_NODE_ROOT && !ana_map32_get(&p->node_index, parent, &pidx))
+	if (parent != TF_NODE_ROOT && !node_find(p, parent, &pidx))
 		pidx = ANA_PARENT_PENDING;
 	if (p->n_nodes >= UINT32_MAX - 1)
 		return replay_fail(r, -CM_E_LIMIT, rec->off, "too many stack nodes");
-	CM_TRY(grow((void **)&p->nodes, &p->nodes_cap, p->n_nodes + 1, sizeof(*p->nodes)));
-	CM_TRY(ana_map32_put(&p->node_index, id, (uint32_t)p->n_nodes));
-	n = &p->nodes[p->n_nodes++];
-	memset(n, 0, sizeof(*n));
-	n->id = id;
-	n->parent_id = parent;
-	n->parent_idx = pidx;
-	n->resolved = parent == TF_NODE_ROOT ||
-		      (pidx != ANA_PARENT_PENDING && p->nodes[pidx].resolved);
-	n->addr = rec->u.node.addr;
+	CM_TRY(node_put(p, id, (uint32_t)p->n_nodes));
+	CM_TRY(node_append(p, id, pidx, rec->u.node.addr,
+			   parent == TF_NODE_ROOT ||
+				   (pidx != ANA_PARENT_PENDING && node_resolved(p, pidx)),
+			   &idx));
+	if (pidx == ANA_PARENT_PENDING)
+		CM_TRY(ana_map32_put(&r->pending_parent, idx + 1, parent));
 	return 0;
 }
 
@@ -681,10 +952,19 @@ static int on_thread(struct replay *r, const struct tf_record *rec)
 
 /* ---- driver -------------------------------------------------------------- */
 
+static void started(struct replay *r)
+{
+	if (r->on_start) {
+		r->on_start(r->tick_ctx, r->prof);
+		r->on_start = NULL;
+	}
+}
+
 static int tick(struct replay *r, const struct tf_record *rec)
 {
 	struct ana_profile *p = r->prof;
 
+	started(r);
 	if (!r->seen_tick && p->totals.peak_heap_bytes == 0)
 		p->totals.peak_time_ns = rec->u.tick.time_ns;
 	r->seen_tick = true;
@@ -706,29 +986,36 @@ static void finish(struct replay *r)
 {
 	struct ana_profile *p = r->prof;
 
-	for (size_t i = 0; i < p->n_nodes; i++)
-		node_touch(r, &p->nodes[i]);
+	started(r);
+	for (size_t i = 0; i < p->n_sites; i++)
+		site_touch(r, &p->sites[i]);
 	p->totals.leaked_allocations = r->live_blocks;
 	p->totals.leaked_bytes = r->heap_bytes;
 }
 
-static int run(struct replay *r, struct tf_dec *dec)
+static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
 {
 	struct ana_profile *p = r->prof;
-	struct tf_record rec;
+	const struct ana_frec *fr;
+	const struct tf_record *recp;
 	int rc;
 
 	p->format_version = tf_dec_version(dec);
 	p->format_flags = tf_dec_flags(dec);
 	for (;;) {
-		rc = tf_dec_next(dec, &rec);
+		rc = ana_feed_next(feed, &fr);
+		if (rc > 0 && (fr->tag == TF_TAG_ALLOC || fr->tag == TF_TAG_FREE)) {
+			CM_TRY(queue_push(r, fr));
+			continue;
+		}
 		if (rc == 0)
 			break;
 		if (rc == -CM_E_TRUNCATED) {
 			p->complete = false;
-			p->truncated_at = tf_dec_file_offset(dec);
+			p->truncated_at = ana_feed_file_offset(feed);
 			p->duration_ns = r->last_tick_ns;
 			r->release_ns = r->last_tick_ns;
+			started(r);
 			CM_TRY(merge(r, UINT64_MAX));
 			break;
 		}
@@ -738,39 +1025,40 @@ static int run(struct replay *r, struct tf_dec *dec)
 					 tf_dec_errmsg(dec));
 			return rc;
 		}
-		switch (rec.tag) {
+		recp = ana_feed_record(feed, fr);
+		switch (recp->tag) {
 		case TF_TAG_PROCESS:
-			rc = on_process(r, &rec);
+			rc = on_process(r, recp);
 			break;
 		case TF_TAG_CHUNK:
 			break;
 		case TF_TAG_TICK:
-			rc = tick(r, &rec);
+			rc = tick(r, recp);
 			break;
 		case TF_TAG_END:
-			r->release_ns = rec.u.end.time_ns;
+			started(r);
+			r->release_ns = recp->u.end.time_ns;
 			if (!r->seen_tick && p->totals.peak_heap_bytes == 0)
-				p->totals.peak_time_ns = rec.u.end.time_ns;
+				p->totals.peak_time_ns = recp->u.end.time_ns;
 			rc = merge(r, UINT64_MAX);
 			p->complete = true;
-			p->duration_ns = rec.u.end.time_ns;
-			p->end_n_events = rec.u.end.n_events;
+			p->duration_ns = recp->u.end.time_ns;
+			p->end_n_events = recp->u.end.n_events;
 			break;
 		case TF_TAG_THREAD:
-			rc = on_thread(r, &rec);
+			rc = on_thread(r, recp);
 			break;
 		case TF_TAG_NODE:
-			rc = on_node(r, &rec);
-			break;
-		case TF_TAG_ALLOC:
-		case TF_TAG_FREE:
-			rc = queue_push(r, &rec);
+			rc = on_node(r, recp);
 			break;
 		case TF_TAG_MODULE:
-			rc = on_module(r, &rec);
+			rc = on_module(r, recp);
 			break;
 		case TF_TAG_UNLOAD:
-			rc = on_unload(r, &rec);
+			rc = on_unload(r, recp);
+			break;
+		case TF_TAG_ALLOC: /* queued above */
+		case TF_TAG_FREE:
 			break;
 		}
 		if (rc < 0)
@@ -788,7 +1076,8 @@ static void replay_release(struct replay *r)
 	ana_map32_release(&r->stream_index);
 	free(r->active);
 	free(r->heap);
-	free(r->live);
+	vm_free(r->live, r->live_cap * sizeof(*r->live));
+	ana_map32_release(&r->pending_parent);
 	ana_map32_release(&r->module_by_id);
 	ana_map32_release(&r->pending_unload);
 	free(r->unload_seqs);
@@ -811,18 +1100,21 @@ static int replay_dec(struct tf_dec *dec, const char *name,
 		r.gap = opts->temporary_gap;
 		r.on_tick = opts->on_tick;
 		r.tick_ctx = opts->tick_ctx;
+		r.on_start = opts->on_start;
 		if (opts->max_queued)
 			r.max_queued = opts->max_queued;
 		if (opts->max_modules)
 			r.max_modules = opts->max_modules;
 	}
+	struct ana_feed *feed = NULL;
 	r.prof = calloc(1, sizeof(*r.prof));
-	if (!r.prof)
+	if (!r.prof || ana_feed_new(&feed, dec) < 0)
 		rc = -ENOMEM;
 	else {
 		r.prof->temporary_gap = r.gap;
-		rc = run(&r, dec);
+		rc = run(&r, dec, feed);
 	}
+	ana_feed_free(feed);
 	if (rc == -ENOMEM && errmsg && cap)
 		snprintf(errmsg, cap, "'%s': out of memory", name);
 	else if (rc < 0 && errmsg && cap && !errmsg[0])
@@ -889,26 +1181,157 @@ const struct ana_node *ana_profile_node(const struct ana_profile *prof, uint32_t
 {
 	uint32_t idx;
 
-	if (!ana_map32_get(&prof->node_index, id, &idx))
+	if (!node_find(prof, id, &idx))
 		return NULL;
 	return &prof->nodes[idx];
 }
 
-size_t ana_profile_mark_used(struct ana_profile *prof)
+const struct ana_site *ana_profile_site(const struct ana_profile *prof, uint32_t id)
 {
-	size_t n = 0;
+	static const struct ana_site none;
+	const struct ana_node *n = ana_profile_node(prof, id);
 
-	for (size_t i = 0; i < prof->n_nodes; i++) {
-		if (!prof->nodes[i].alloc_calls)
-			continue;
-		for (uint32_t j = (uint32_t)i;
-		     j != ANA_NO_PARENT && j != ANA_PARENT_PENDING && !prof->nodes[j].used;
-		     j = prof->nodes[j].parent_idx) {
-			prof->nodes[j].used = 1;
-			n++;
-		}
+	return n && n->site != ANA_NO_SITE ? &prof->sites[n->site] : &none;
+}
+
+uint32_t ana_profile_node_id(const struct ana_profile *prof, size_t idx)
+{
+	return prof->ids_indexed ? prof->node_ids[idx] : (uint32_t)idx + 1;
+}
+
+uint32_t ana_profile_parent_id(const struct ana_profile *prof, const struct ana_node *n)
+{
+	if (n->parent_idx == ANA_NO_PARENT || n->parent_idx == ANA_PARENT_PENDING)
+		return TF_NODE_ROOT;
+	return ana_profile_node_id(prof, n->parent_idx);
+}
+
+/* Mark node idx a stored site and its ancestors stored nodes; returns how
+ * many nodes became used. */
+static size_t mark_site(struct ana_profile *prof, uint32_t idx)
+{
+	uint8_t *f = prof->node_flags;
+	size_t n = f[idx] & ANA_USED_NODE ? 0 : 1;
+
+	f[idx] |= ANA_USED_SITE | ANA_USED_NODE;
+	for (uint32_t j = prof->nodes[idx].parent_idx;
+	     j != ANA_NO_PARENT && j != ANA_PARENT_PENDING && !(f[j] & ANA_USED_NODE);
+	     j = prof->nodes[j].parent_idx) {
+		f[j] |= ANA_USED_NODE;
+		n++;
 	}
 	return n;
+}
+
+/* The count and bytes a site ranks by in list l (enum ana_list order:
+ * allocations, peak, leaked, temporary) and the measure ranked first. */
+static void list_keys(const struct ana_site *n, int l, int64_t *first, int64_t *second,
+		      int64_t *count)
+{
+	switch (l) {
+	case 0:
+		*count = *first = (int64_t)n->alloc_calls;
+		*second = (int64_t)n->alloc_bytes;
+		break;
+	case 1:
+		*count = *second = (int64_t)n->peak_blocks;
+		*first = (int64_t)n->peak_bytes;
+		break;
+	case 2:
+		*count = *second = (int64_t)n->live_blocks;
+		*first = (int64_t)n->live_bytes;
+		break;
+	default:
+		*count = *first = (int64_t)n->temp_calls;
+		*second = (int64_t)n->temp_bytes;
+	}
+}
+
+/* Does site a rank before site b in list l? */
+static bool ranks_before(const struct ana_profile *prof, int l, uint32_t a, uint32_t b)
+{
+	int64_t a1, a2, ac, b1, b2, bc;
+
+	list_keys(&prof->sites[a], l, &a1, &a2, &ac);
+	list_keys(&prof->sites[b], l, &b1, &b2, &bc);
+	if (a1 != b1)
+		return a1 > b1;
+	if (a2 != b2)
+		return a2 > b2;
+	return ana_profile_node_id(prof, prof->sites[a].node) <
+	       ana_profile_node_id(prof, prof->sites[b].node);
+}
+
+/* Sift heap[i] down in a heap of n whose root ranks last. */
+static void worst_down(const struct ana_profile *prof, int l, uint32_t *heap, size_t n,
+		       size_t i)
+{
+	for (;;) {
+		size_t c = 2 * i + 1, m = i;
+		if (c < n && ranks_before(prof, l, heap[m], heap[c]))
+			m = c;
+		if (c + 1 < n && ranks_before(prof, l, heap[m], heap[c + 1]))
+			m = c + 1;
+		if (m == i)
+			return;
+		uint32_t t = heap[i];
+		heap[i] = heap[m];
+		heap[m] = t;
+		i = m;
+	}
+}
+
+long ana_profile_mark_sites(struct ana_profile *prof, uint32_t top)
+{
+	size_t used = 0;
+
+	for (size_t i = 0; i < prof->n_nodes; i++)
+		prof->node_flags[i] &= (uint8_t)~(ANA_USED_NODE | ANA_USED_SITE);
+	if (top == ANA_ALL_SITES) {
+		for (size_t i = 0; i < prof->n_sites; i++)
+			used += mark_site(prof, prof->sites[i].node);
+		return (long)used;
+	}
+	if (!top || !prof->n_sites)
+		return 0;
+	size_t cap = top < prof->n_sites ? top : prof->n_sites;
+	uint32_t *heap = malloc(cap * sizeof(*heap));
+	if (!heap)
+		return -ENOMEM;
+	for (int l = 0; l < 4; l++) {
+		size_t n = 0;
+		for (size_t i = 0; i < prof->n_sites; i++) {
+			int64_t k1, k2, count;
+			list_keys(&prof->sites[i], l, &k1, &k2, &count);
+			if (count <= 0)
+				continue;
+			if (n < cap) {
+				heap[n++] = (uint32_t)i;
+				/* sift up: the worst-ranked goes to the root */
+				for (size_t c = n - 1; c > 0;) {
+					size_t par = (c - 1) / 2;
+					if (!ranks_before(prof, l, heap[par], heap[c]))
+						break;
+					uint32_t t = heap[par];
+					heap[par] = heap[c];
+					heap[c] = t;
+					c = par;
+				}
+			} else if (ranks_before(prof, l, (uint32_t)i, heap[0])) {
+				heap[0] = (uint32_t)i;
+				worst_down(prof, l, heap, n, 0);
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			used += mark_site(prof, prof->sites[heap[i]].node);
+	}
+	free(heap);
+	return (long)used;
+}
+
+size_t ana_profile_mark_used(struct ana_profile *prof)
+{
+	return (size_t)ana_profile_mark_sites(prof, ANA_ALL_SITES);
 }
 
 const struct ana_module *ana_profile_module_at(const struct ana_profile *prof,
@@ -1039,8 +1462,12 @@ void ana_profile_free(struct ana_profile *prof)
 		return;
 	free(prof->exe);
 	free(prof->command);
-	free(prof->nodes);
+	vm_free(prof->nodes, prof->nodes_cap * sizeof(*prof->nodes));
+	vm_free(prof->node_dense, prof->dense_cap * sizeof(*prof->node_dense));
+	vm_free(prof->node_ids, prof->ids_cap * sizeof(*prof->node_ids));
+	vm_free(prof->node_flags, prof->flags_cap * sizeof(*prof->node_flags));
 	ana_map32_release(&prof->node_index);
+	vm_free(prof->sites, prof->sites_cap * sizeof(*prof->sites));
 	for (size_t i = 0; i < prof->n_modules; i++) {
 		free(prof->modules[i].path);
 		free(prof->modules[i].segs);

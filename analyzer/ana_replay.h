@@ -17,28 +17,33 @@
 #define ANA_PARENT_PENDING (UINT32_MAX - 1) /* parent not defined yet */
 
 /* Most stream events (ALLOC/FREE) queued at once, waiting for a TICK whose
- * watermark releases them (40 bytes each: 640 MiB). Beyond it the replay
+ * watermark releases them (48 bytes each: 768 MiB). Beyond it the replay
  * fails with -CM_E_LIMIT: "more than N events without a tick record". */
 #define ANA_MAX_QUEUED_EVENTS (16u << 20)
 /* Most MODULE records in one trace, and most bytes of module paths. */
 #define ANA_MAX_MODULES (1u << 18)
 #define ANA_MAX_MODULE_PATH_BYTES (64u << 20)
 
-/* One stack trie node and the aggregates of allocations whose leaf it is.
- * See docs/schema.md "Definitions" for peak, leaked and temporary. */
+/* One stack trie node (24 bytes: a trace can hold millions). Its trie id
+ * and flags are in separate arrays: ana_profile_node_id(),
+ * ana_profile_node_flags(). */
 struct ana_node {
-	uint32_t id;           /* trie id from the trace (> 0) */
-	uint32_t parent_id;    /* trie id of the parent, TF_NODE_ROOT for none */
-	uint32_t parent_idx;   /* index of the parent in profile->nodes,
-				* ANA_NO_PARENT, or ANA_PARENT_PENDING while the
-				* parent's NODE record has not been read */
-	uint8_t used;          /* nonzero: a site or an ancestor of one (set by
-				* ana_profile_mark_used()) */
-	uint8_t resolved;      /* nonzero: every ancestor is defined */
 	uint64_t addr;         /* return address (TF_ADDR_TRUNCATED: cut) */
 	uint64_t birth_seq;    /* seq of the first replayed ALLOC naming this
 				* node or a descendant (0: none): the modules
 				* loaded then are the ones its address is in */
+	uint32_t parent_idx;   /* index of the parent in profile->nodes,
+				* ANA_NO_PARENT, or ANA_PARENT_PENDING while the
+				* parent's NODE record has not been read */
+	uint32_t site;         /* index in profile->sites, ANA_NO_SITE if no
+				* allocation named this node */
+};
+
+#define ANA_NO_SITE UINT32_MAX
+
+/* The aggregates of the allocations whose leaf is one node (a site). See
+ * docs/schema.md "Definitions" for peak, leaked and temporary. */
+struct ana_site {
 	uint64_t alloc_calls;  /* allocation calls, failed ones included */
 	uint64_t alloc_bytes;  /* bytes requested by the calls that succeeded */
 	uint64_t temp_calls;   /* temporary allocations */
@@ -47,7 +52,8 @@ struct ana_node {
 	uint64_t live_bytes;
 	uint64_t peak_blocks;  /* live at the global heap peak (final after replay) */
 	uint64_t peak_bytes;
-	uint64_t peak_epoch;   /* internal: epoch of the last peak snapshot */
+	uint32_t node;         /* index in profile->nodes */
+	uint32_t peak_epoch;   /* internal: epoch of the last peak snapshot */
 };
 
 /* A module (ELF object) as recorded by a MODULE record. */
@@ -115,7 +121,23 @@ struct ana_profile {
 
 	struct ana_node *nodes;    /* in definition order */
 	size_t n_nodes, nodes_cap;
-	struct ana_map32 node_index; /* trie id -> index in nodes */
+	/* trie id -> index in nodes: id - 1 while ids_indexed is false (the
+	 * ids so far are 1, 2, 3... in definition order: a single-threaded
+	 * recorder's trace); else node_dense[id] = index + 1 (0: none) while
+	 * the ids stay dense (the array has at most 2 * n_nodes + 64 Ki
+	 * entries), else node_index. */
+	bool ids_indexed;
+	uint32_t *node_ids;        /* index -> trie id, once ids_indexed */
+	size_t ids_cap;
+	uint8_t *node_flags;       /* index -> ANA_USED_* | ANA_NODE_RESOLVED */
+	size_t flags_cap;
+	uint32_t *node_dense;
+	size_t dense_cap;
+	bool dense_off;
+	struct ana_map32 node_index;
+
+	struct ana_site *sites;    /* in order of first allocation */
+	size_t n_sites, sites_cap;
 
 	struct ana_module *modules; /* in load order */
 	size_t n_modules, modules_cap;
@@ -134,10 +156,17 @@ struct ana_profile {
 typedef int (*ana_tick_fn)(void *ctx, uint64_t time_ns, uint64_t heap_bytes,
 			   uint64_t rss_bytes);
 
+/* Called once, on the replay's thread, at the first TICK (before its
+ * events are replayed) or at the end when there is none: prof holds the
+ * metadata and the modules read so far (not to be kept: they change
+ * after). */
+typedef void (*ana_start_fn)(void *ctx, const struct ana_profile *prof);
+
 struct ana_replay_opts {
 	uint64_t temporary_gap; /* other allocations allowed in between (0) */
 	ana_tick_fn on_tick;    /* may be NULL */
 	void *tick_ctx;
+	ana_start_fn on_start;  /* may be NULL; its ctx is tick_ctx */
 	/* Internal overrides for tests; 0 = the ANA_MAX_* defaults. */
 	uint64_t max_queued;    /* ANA_MAX_QUEUED_EVENTS */
 	uint64_t max_modules;   /* ANA_MAX_MODULES */
@@ -160,10 +189,45 @@ int ana_replay_mem(const void *data, size_t len, const char *name,
 /* The node with trie id, or NULL. */
 const struct ana_node *ana_profile_node(const struct ana_profile *prof, uint32_t id);
 
-/* Set node->used for every node with allocations and for its ancestors
+/* The trie id of node idx (index in prof->nodes; 0 for the synthetic
+ * "[no backtrace]" node). */
+uint32_t ana_profile_node_id(const struct ana_profile *prof, size_t idx);
+
+/* The flags of node idx: ANA_USED_NODE, ANA_USED_SITE, ANA_NODE_RESOLVED. */
+static inline uint8_t ana_profile_node_flags(const struct ana_profile *prof, size_t idx)
+{
+	return prof->node_flags[idx];
+}
+
+/* The aggregates of the node with trie id; all zero (a shared empty site)
+ * when no allocation named it or there is no such node. Never NULL. */
+const struct ana_site *ana_profile_site(const struct ana_profile *prof, uint32_t id);
+
+/* The trie id of node n's parent (TF_NODE_ROOT for an outermost node; for
+ * a node still waiting for its parent, TF_NODE_ROOT too). */
+uint32_t ana_profile_parent_id(const struct ana_profile *prof, const struct ana_node *n);
+
+/* Set the ANA_USED_* flags of every node with allocations and its ancestors
  * (every such node is resolved: its whole chain was checked at replay);
- * returns how many nodes are used. */
+ * returns how many nodes are used. Same as ana_profile_mark_sites(prof,
+ * ANA_ALL_SITES). */
 size_t ana_profile_mark_used(struct ana_profile *prof);
+
+/* Node flags (ana_profile_node_flags()): the node is stored (a site or an
+ * ancestor of one); the node is a stored site (both set by
+ * ana_profile_mark_sites()); every ancestor of the node is defined. */
+#define ANA_USED_NODE 1
+#define ANA_USED_SITE 2
+#define ANA_NODE_RESOLVED 4
+#define ANA_ALL_SITES UINT32_MAX
+
+/* Clear the ANA_USED_* flags everywhere, then mark the sites (nodes with allocation
+ * calls) to store — all of them (top = ANA_ALL_SITES), or those among the
+ * first top of any of the four lists in the database views' order (by their
+ * two measures descending, as signed 64-bit integers, then by trie id) —
+ * with ANA_USED_SITE | ANA_USED_NODE, and their ancestors with
+ * ANA_USED_NODE. Returns how many nodes are used, or -ENOMEM. */
+long ana_profile_mark_sites(struct ana_profile *prof, uint32_t top);
 
 /* The module whose segment holds addr (the most recently loaded one when
  * several did), or NULL. Linear in the number of modules. */

@@ -217,9 +217,11 @@ struct input_opts {
 	const char *debug_path;
 };
 
-/* Open path as a database: read it, or ingest a trace into memory. Prints
- * errors; returns 0 or -1. */
-static int open_input(const char *path, const struct input_opts *io, struct ana_db **db)
+/* Open path as a database: read it, or ingest a trace into memory (with
+ * what a report of top sites per list needs). Prints errors; returns 0 or
+ * -1. */
+static int open_input(const char *path, const struct input_opts *io, unsigned top,
+		      struct ana_db **db)
 {
 	char errmsg[ERRMSG_CAP] = "";
 	enum input_kind kind;
@@ -239,7 +241,9 @@ static int open_input(const char *path, const struct input_opts *io, struct ana_
 				path);
 		return 0;
 	}
-	struct ana_ingest_opts o = { io->temporary_gap, io->debug_path };
+	/* The in-memory database holds what the report of top sites per
+	 * list reads: it prints the same as a database of every site. */
+	struct ana_ingest_opts o = { io->temporary_gap, io->debug_path, true, top };
 	struct ana_ingest_info info;
 
 	rc = ana_ingest(path, ":memory:", &o, db, &info, errmsg, sizeof(errmsg));
@@ -288,7 +292,7 @@ static int load_operand(int argc, char **argv, const char *usage,
 		return usage_error(usage, argc - optind ? "too many arguments"
 							: "missing TRACE or DB");
 	const char *path = argv[optind];
-	if (open_input(path, io, db) < 0)
+	if (open_input(path, io, top, db) < 0)
 		return EXIT_ERROR;
 	if (ana_report_load(*db, path, top, rep, errmsg, sizeof(errmsg)) < 0) {
 		err_msg("%s", errmsg);

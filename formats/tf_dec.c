@@ -19,6 +19,31 @@
 
 _Static_assert(DEC_OUT_CAP >= 2 * TF_MAX_RECORD_BYTES, "window must hold a record");
 
+/* Decoder side of the cached events (docs "Cached events"), allocated at a
+ * stream's first cached event; the ALLOC ring and the class stacks grow with
+ * the records that fill them (up to TF_REF_WINDOW and TF_CLS_DEPTH entries),
+ * all streams' together within TF_MAX_CACHE_BYTES. */
+struct dec_cls {
+	uint8_t n[TF_CLS_COUNT];     /* addresses in each stack */
+	uint8_t cap[TF_CLS_COUNT];   /* entries allocated */
+	uint64_t *stk[TF_CLS_COUNT]; /* [n-1] is the top */
+};
+
+struct dec_cache {
+	uint64_t n_alloc;        /* cached ALLOCs of the stream */
+	uint32_t ring_cap;       /* power of two, <= TF_REF_WINDOW */
+	uint32_t n_recent;
+	uint64_t *ring_addr;     /* address of ALLOC k at (k - 1) & (cap - 1) */
+	uint8_t *ring_cls;       /* its size class */
+	struct dec_cls *cls;     /* NULL until the first push */
+	uint64_t recent[TF_RECENT]; /* recent frees, [0] newest */
+};
+
+struct dec_stream {
+	struct tf_stream_state st;
+	struct dec_cache *cache; /* NULL until the first cached event */
+};
+
 struct tf_dec {
 	/* source: either a file descriptor or borrowed memory */
 	int fd;                 /* -1 for memory input */
@@ -43,7 +68,8 @@ struct tf_dec {
 	uint32_t chunk_stream;  /* stream of the open chunk */
 	uint64_t chunk_left;    /* payload bytes left in the open chunk */
 
-	struct tf_stream_state *streams; /* indexed by stream id */
+	struct dec_stream *streams; /* indexed by stream id */
+	uint64_t cache_bytes;   /* allocated for stream caches */
 	uint32_t n_streams;     /* allocated entries */
 
 	int err;                /* sticky error, 0 if none */
@@ -213,6 +239,17 @@ void tf_dec_free(struct tf_dec *dec)
 	ZSTD_freeDStream(dec->zds);
 	free(dec->in);
 	free(dec->out);
+	for (uint32_t i = 0; dec->streams && i < dec->n_streams; i++) {
+		struct dec_cache *c = dec->streams[i].cache;
+		if (!c)
+			continue;
+		for (unsigned k = 0; c->cls && k < TF_CLS_COUNT; k++)
+			free(c->cls->stk[k]);
+		free(c->cls);
+		free(c->ring_addr);
+		free(c->ring_cls);
+		free(c);
+	}
 	free(dec->streams);
 	free(dec);
 }
@@ -315,7 +352,17 @@ struct cur {
 	const char *what;
 };
 
-static uint64_t cur_varint(struct cur *c, const char *what)
+static uint64_t cur_varint_slow(struct cur *c, const char *what);
+
+/* Most varints are one byte: that case inline, the rest out of line. */
+static inline uint64_t cur_varint(struct cur *c, const char *what)
+{
+	if (__builtin_expect(c->p < c->end && *c->p < 0x80 && !(c->short_input | c->bad), 1))
+		return *c->p++;
+	return cur_varint_slow(c, what);
+}
+
+static __attribute__((noinline)) uint64_t cur_varint_slow(struct cur *c, const char *what)
 {
 	uint64_t v = 0;
 
@@ -336,7 +383,7 @@ static uint64_t cur_varint(struct cur *c, const char *what)
 	return v;
 }
 
-static uint32_t cur_u32(struct cur *c, const char *what)
+static inline uint32_t cur_u32(struct cur *c, const char *what)
 {
 	uint64_t v = cur_varint(c, what);
 
@@ -348,7 +395,7 @@ static uint32_t cur_u32(struct cur *c, const char *what)
 	return (uint32_t)v;
 }
 
-static uint8_t cur_byte(struct cur *c, const char *what)
+static inline uint8_t cur_byte(struct cur *c, const char *what)
 {
 	if (c->short_input || c->bad)
 		return 0;
@@ -385,7 +432,7 @@ static const uint8_t *cur_bytes(struct cur *c, uint32_t *len, uint32_t limit,
 }
 
 static int stream_state(struct tf_dec *dec, uint32_t id, uint64_t off,
-			struct tf_stream_state **out)
+			struct dec_stream **out)
 {
 	if (id >= TF_MAX_STREAMS)
 		return fail(dec, -CM_E_LIMIT, off, "stream id %u over the limit %u",
@@ -396,7 +443,7 @@ static int stream_state(struct tf_dec *dec, uint32_t id, uint64_t off,
 			n *= 2;
 		if (n > TF_MAX_STREAMS)
 			n = TF_MAX_STREAMS;
-		struct tf_stream_state *s = realloc(dec->streams, n * sizeof(*s));
+		struct dec_stream *s = realloc(dec->streams, n * sizeof(*s));
 		if (!s)
 			return fail(dec, -ENOMEM, off, "out of memory for %u streams", n);
 		memset(s + dec->n_streams, 0, (n - dec->n_streams) * sizeof(*s));
@@ -407,7 +454,7 @@ static int stream_state(struct tf_dec *dec, uint32_t id, uint64_t off,
 	return 0;
 }
 
-static int take_seq(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
+static inline int take_seq(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
 		    struct tf_record *rec)
 {
 	uint64_t d = cur_varint(c, "seq");
@@ -422,7 +469,7 @@ static int take_seq(struct tf_dec *dec, struct cur *c, struct tf_stream_state *s
 	return 0;
 }
 
-static uint64_t take_addr(struct cur *c, uint64_t *prev)
+static inline uint64_t take_addr(struct cur *c, uint64_t *prev)
 {
 	uint64_t z = cur_varint(c, "address");
 
@@ -430,19 +477,255 @@ static uint64_t take_addr(struct cur *c, uint64_t *prev)
 	return *prev;
 }
 
+/* seq of a cached event: implied 1 by TF_TF_SEQ1, else a varint. */
+static inline int take_seq_c(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
+		      struct tf_record *rec, unsigned tag)
+{
+	if (!(tag & TF_TF_SEQ1))
+		return take_seq(dec, c, st, rec);
+	st->prev_seq++;
+	if (st->prev_seq == 0)
+		return fail(dec, -CM_E_CORRUPT, rec->off, "%s: sequence number overflows",
+			    tf_tag_name(rec->tag));
+	rec->seq = st->prev_seq;
+	return 0;
+}
+
+/* realloc for a stream cache, within TF_MAX_CACHE_BYTES for all of them. */
+static int cache_realloc(struct tf_dec *dec, void *pp, size_t old_bytes, size_t new_bytes,
+			 uint64_t off)
+{
+	void **p = pp;
+
+	if (dec->cache_bytes - old_bytes + new_bytes > TF_MAX_CACHE_BYTES)
+		return fail(dec, -CM_E_LIMIT, off, "stream caches over the limit of %u MiB",
+			    TF_MAX_CACHE_BYTES >> 20);
+	void *q = realloc(*p, new_bytes);
+	if (!q)
+		return fail(dec, -ENOMEM, off, "out of memory for a stream cache");
+	if (new_bytes > old_bytes)
+		memset((char *)q + old_bytes, 0, new_bytes - old_bytes);
+	*p = q;
+	dec->cache_bytes = dec->cache_bytes - old_bytes + new_bytes;
+	return 0;
+}
+
+static int cache_get(struct tf_dec *dec, struct dec_stream *s, uint64_t off,
+		     struct dec_cache **out)
+{
+	if (!s->cache)
+		CM_TRY(cache_realloc(dec, &s->cache, 0, sizeof(*s->cache), off));
+	*out = s->cache;
+	return 0;
+}
+
+/* Append the address of a new ALLOC to the ring (grown up to the window). */
+static int ring_put(struct tf_dec *dec, struct dec_cache *c, uint64_t addr, unsigned k,
+		    uint64_t off)
+{
+	if (c->n_alloc >= c->ring_cap && c->ring_cap < TF_REF_WINDOW) {
+		uint32_t cap = c->ring_cap ? c->ring_cap * 2 : 16;
+		CM_TRY(cache_realloc(dec, &c->ring_addr, c->ring_cap * sizeof(uint64_t),
+				     cap * sizeof(uint64_t), off));
+		CM_TRY(cache_realloc(dec, &c->ring_cls, c->ring_cap, cap, off));
+		c->ring_cap = cap;
+	}
+	uint32_t i = (uint32_t)(c->n_alloc & (c->ring_cap - 1));
+	c->ring_addr[i] = addr;
+	c->ring_cls[i] = (uint8_t)k;
+	c->n_alloc++;
+	return 0;
+}
+
+static int cls_push_slow(struct tf_dec *dec, struct dec_cache *c, unsigned k, uint64_t addr,
+			 uint64_t off);
+
+/* Push addr onto class stack k (the room is there: inline). */
+static inline int cls_push(struct tf_dec *dec, struct dec_cache *c, unsigned k, uint64_t addr,
+			   uint64_t off)
+{
+	struct dec_cls *cl = c->cls;
+
+	if (cl && cl->n[k] < cl->cap[k]) {
+		cl->stk[k][cl->n[k]++] = addr;
+		return 0;
+	}
+	return cls_push_slow(dec, c, k, addr, off);
+}
+
+/* Push, growing the stack or dropping its bottom entry. */
+static __attribute__((noinline)) int cls_push_slow(struct tf_dec *dec, struct dec_cache *c,
+						   unsigned k, uint64_t addr, uint64_t off)
+{
+	if (!c->cls)
+		CM_TRY(cache_realloc(dec, &c->cls, 0, sizeof(*c->cls), off));
+	struct dec_cls *cl = c->cls;
+	unsigned n = cl->n[k];
+
+	if (n == TF_CLS_DEPTH) {
+		for (unsigned j = 0; j + 1 < TF_CLS_DEPTH; j++)
+			cl->stk[k][j] = cl->stk[k][j + 1];
+		n--;
+	} else if (n == cl->cap[k]) {
+		unsigned cap = n ? n * 2 : 4;
+		CM_TRY(cache_realloc(dec, &cl->stk[k], n * sizeof(uint64_t), cap * sizeof(uint64_t),
+				     off));
+		cl->cap[k] = (uint8_t)cap;
+	}
+	cl->stk[k][n] = addr;
+	cl->n[k] = (uint8_t)(n + 1);
+	return 0;
+}
+
+/* The previous FREE enters the cache (the encoder's apply_pending). */
+static inline int apply_pending(struct tf_dec *dec, struct tf_stream_state *st,
+				struct dec_cache *c, uint64_t off)
+{
+	uint64_t addr = st->pend_addr;
+
+	if (!addr)
+		return 0;
+	st->pend_addr = 0;
+	if (c->n_recent && c->recent[0] == addr)
+		return 0;
+	if (st->pend_cls)
+		CM_TRY(cls_push(dec, c, st->pend_cls, addr, off));
+	unsigned m = c->n_recent < TF_RECENT ? c->n_recent : TF_RECENT - 1;
+	for (unsigned i = m; i > 0; i--)
+		c->recent[i] = c->recent[i - 1];
+	c->recent[0] = addr;
+	c->n_recent = m + 1;
+	return 0;
+}
+
+/* A cached ALLOC (tags 0x30..0x3f), returned as TF_TAG_ALLOC. */
+static int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
+			 struct tf_record *rec, unsigned tag)
+{
+	struct tf_stream_state *st = &s->st;
+	struct dec_cache *ca = NULL;
+	uint64_t addr = 0;
+
+	rec->tag = TF_TAG_ALLOC;
+	CM_TRY(cache_get(dec, s, rec->off, &ca));
+	CM_TRY(apply_pending(dec, st, ca, rec->off));
+	CM_TRY(take_seq_c(dec, c, st, rec, tag));
+	rec->u.alloc.kind = (tag & TF_TF_KIND) ? cur_byte(c, "kind") : TF_KIND_MALLOC;
+	rec->u.alloc.node = cur_u32(c, "node");
+	rec->u.alloc.size = cur_varint(c, "size");
+	unsigned k = tf_size_class(rec->u.alloc.size);
+	switch (tag & TF_TAG_FORM_MASK) {
+	case TF_TAG_ALLOC_ADDR:
+		addr = take_addr(c, &st->prev_addr);
+		break;
+	case TF_TAG_ALLOC_TOP:
+	case TF_TAG_ALLOC_CLS: {
+		uint64_t i = 0;
+		if ((tag & TF_TAG_FORM_MASK) == TF_TAG_ALLOC_CLS) {
+			i = cur_varint(c, "class index");
+			i = i < TF_CLS_DEPTH ? i + 1 : TF_CLS_DEPTH; /* no wrap */
+		}
+		if (c->short_input || c->bad)
+			return 0;
+		unsigned n = ca->cls ? ca->cls->n[k] : 0;
+		if (i >= n)
+			return fail(dec, -CM_E_CORRUPT, rec->off,
+				    "alloc: class %u index %llu beyond its %u addresses", k,
+				    (unsigned long long)i, n);
+		uint64_t *stk = ca->cls->stk[k];
+		unsigned at = n - 1 - (unsigned)i;
+		addr = stk[at];
+		for (unsigned j = at; j + 1 < n; j++)
+			stk[j] = stk[j + 1];
+		ca->cls->n[k] = (uint8_t)(n - 1);
+		break;
+	}
+	case TF_TAG_ALLOC_RECENT: {
+		uint64_t i = cur_varint(c, "recent index");
+		if (c->short_input || c->bad)
+			return 0;
+		if (i >= ca->n_recent)
+			return fail(dec, -CM_E_CORRUPT, rec->off,
+				    "alloc: recent free %llu beyond the %u kept",
+				    (unsigned long long)i, ca->n_recent);
+		addr = ca->recent[i];
+		for (unsigned j = (unsigned)i; j + 1 < ca->n_recent; j++)
+			ca->recent[j] = ca->recent[j + 1];
+		ca->n_recent--;
+		break;
+	}
+	default:
+		return fail(dec, -CM_E_CORRUPT, rec->off, "unknown record tag 0x%02x in a chunk",
+			    tag);
+	}
+	if (c->short_input || c->bad)
+		return 0;
+	if (rec->u.alloc.kind >= TF_KIND_FREE)
+		return fail(dec, -CM_E_CORRUPT, rec->off, "alloc: bad kind %u", rec->u.alloc.kind);
+	rec->u.alloc.addr = addr;
+	return ring_put(dec, ca, addr, k, rec->off);
+}
+
+/* A cached FREE (tags 0x20..0x27), returned as TF_TAG_FREE. */
+static int parse_free_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
+			struct tf_record *rec, unsigned tag)
+{
+	struct tf_stream_state *st = &s->st;
+	struct dec_cache *ca = NULL;
+	uint64_t addr;
+	unsigned k = 0;
+
+	rec->tag = TF_TAG_FREE;
+	CM_TRY(cache_get(dec, s, rec->off, &ca));
+	CM_TRY(apply_pending(dec, st, ca, rec->off));
+	CM_TRY(take_seq_c(dec, c, st, rec, tag));
+	rec->u.free.kind = (tag & TF_TF_REALLOC) ? TF_KIND_REALLOC : TF_KIND_FREE;
+	if ((tag & TF_TAG_FORM_MASK) == TF_TAG_FREE_REF) {
+		uint64_t back = cur_varint(c, "back-reference");
+		if (c->short_input || c->bad)
+			return 0;
+		if (back >= ca->n_alloc || back >= TF_REF_WINDOW)
+			return fail(dec, -CM_E_CORRUPT, rec->off,
+				    "free: back-reference %llu beyond the %llu allocations kept",
+				    (unsigned long long)back,
+				    (unsigned long long)(ca->n_alloc < TF_REF_WINDOW ? ca->n_alloc
+										 : TF_REF_WINDOW));
+		uint32_t i = (uint32_t)((ca->n_alloc - 1 - back) & (ca->ring_cap - 1));
+		addr = ca->ring_addr[i];
+		k = ca->ring_cls[i];
+	} else {
+		addr = take_addr(c, &st->prev_addr);
+		if (c->short_input || c->bad)
+			return 0;
+	}
+	if (addr == 0)
+		return fail(dec, -CM_E_CORRUPT, rec->off, "free: null address");
+	rec->u.free.addr = addr;
+	st->pend_addr = addr;
+	st->pend_cls = k;
+	return 0;
+}
+
 /* Parse one stream record of the open chunk from c into rec. */
 static int parse_stream_record(struct tf_dec *dec, struct cur *c, struct tf_record *rec)
 {
-	struct tf_stream_state *st = NULL;
-	CM_TRY(stream_state(dec, dec->chunk_stream, rec->off, &st));
+	struct dec_stream *s = NULL;
+	CM_TRY(stream_state(dec, dec->chunk_stream, rec->off, &s));
+	struct tf_stream_state *st = &s->st;
 	rec->stream = dec->chunk_stream;
+
+	unsigned tag = (unsigned)rec->tag;
+	if (tag >= TF_TAG_FREE_REF && tag < TF_TAG_FREE_ADDR + 4)
+		return parse_free_c(dec, c, s, rec, tag);
+	if (tag >= TF_TAG_ALLOC_ADDR && tag < TF_TAG_ALLOC_TOP + 4)
+		return parse_alloc_c(dec, c, s, rec, tag);
 
 	switch (rec->tag) {
 	case TF_TAG_THREAD: {
 		CM_TRY(take_seq(dec, c, st, rec));
 		rec->u.thread.tid = cur_u32(c, "tid");
-		const uint8_t *s = cur_bytes(c, &rec->u.thread.name_len, 16, "thread name");
-		rec->u.thread.name = (const char *)s;
+		rec->u.thread.name = (const char *)cur_bytes(c, &rec->u.thread.name_len, 16,
+							     "thread name");
 		break;
 	}
 	case TF_TAG_NODE: {
@@ -484,6 +767,7 @@ static int parse_stream_record(struct tf_dec *dec, struct cur *c, struct tf_reco
 			return fail(dec, -CM_E_CORRUPT, rec->off, "free: null address");
 		break;
 	case TF_TAG_MODULE: {
+		memset(&rec->u.module, 0, sizeof(rec->u.module));
 		CM_TRY(take_seq(dec, c, st, rec));
 		rec->u.module.id = cur_u32(c, "module id");
 		rec->u.module.base = cur_varint(c, "module base");
@@ -597,8 +881,12 @@ int tf_dec_next(struct tf_dec *dec, struct tf_record *rec)
 	if (in_chunk && dec->chunk_left < (uint64_t)(c.end - c.p))
 		c.end = c.p + dec->chunk_left;
 
-	memset(rec, 0, sizeof(*rec));
+	/* Zero the header and the small union members, not the whole record
+	 * (a MODULE's segment table is most of it: zeroed in its own case). */
 	rec->off = off;
+	rec->stream = 0;
+	rec->seq = 0;
+	memset(&rec->u, 0, 64);
 	rec->tag = (enum tf_tag)*c.p++;
 	if (in_chunk)
 		CM_TRY(parse_stream_record(dec, &c, rec));

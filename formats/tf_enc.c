@@ -92,6 +92,176 @@ size_t tf_enc_free(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
 	return n;
 }
 
+/* ---- cached events (docs "Cached events") ------------------------------ */
+
+void tf_enc_cache_reset(struct tf_enc_cache *c)
+{
+	c->start = c->n_alloc;
+	c->n_recent = 0;
+	memset(c->cls_n, 0, sizeof(c->cls_n));
+	memset(c->cls_base, 0, sizeof(c->cls_base));
+}
+
+static inline uint32_t cache_slot(uint64_t addr)
+{
+	return (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> (64 - TF_ENC_HASH_BITS));
+}
+
+#define CLS_MASK (TF_CLS_DEPTH - 1)
+_Static_assert((TF_CLS_DEPTH & CLS_MASK) == 0, "class stack depth: a power of two");
+
+/* Remove entry i (0 = top) of class stack k: the entries above it move
+ * down one slot. */
+static inline void cls_remove(struct tf_enc_cache *c, unsigned k, unsigned i)
+{
+	unsigned n = c->cls_n[k], base = c->cls_base[k];
+
+	for (unsigned j = n - 1 - i; j + 1 < n; j++)
+		c->cls[k][(base + j) & CLS_MASK] = c->cls[k][(base + j + 1) & CLS_MASK];
+	c->cls_n[k] = (uint8_t)(n - 1);
+}
+
+static inline void cls_push(struct tf_enc_cache *c, unsigned k, uint64_t addr)
+{
+	unsigned n = c->cls_n[k], base = c->cls_base[k];
+
+	if (n == TF_CLS_DEPTH) { /* drop the bottom */
+		base = (base + 1) & CLS_MASK;
+		c->cls_base[k] = (uint8_t)base;
+		n--;
+	}
+	c->cls[k][(base + n) & CLS_MASK] = addr;
+	c->cls_n[k] = (uint8_t)(n + 1);
+}
+
+/* Position from the top (0 = top) of the topmost addr in class stack k, or
+ * -1 when it holds none. */
+static inline int cls_find(const struct tf_enc_cache *c, unsigned k, uint64_t addr)
+{
+	const uint64_t *s = c->cls[k];
+	unsigned n = c->cls_n[k], top = c->cls_base[k] + n - 1u;
+
+	for (unsigned i = 0; i < n; i++)
+		if (s[(top - i) & CLS_MASK] == addr)
+			return (int)i;
+	return -1;
+}
+
+/* Writes the tag at buf[0] later; returns the bytes of the seq part. */
+static inline size_t put_seq_c(uint8_t *p, struct tf_stream_state *st, uint64_t seq,
+			       unsigned *tag)
+{
+	uint64_t d = seq - st->prev_seq;
+
+	st->prev_seq = seq;
+	if (d == 1) {
+		*tag |= TF_TF_SEQ1;
+		return 0;
+	}
+	return cm_varint_put(p, d);
+}
+
+/* The previous FREE enters the cache when the next cached event begins,
+ * unless it is already the newest recent free: so a FREE undone by
+ * restoring st, whose pending FREE is then applied twice, changes nothing. */
+static inline void apply_pending(struct tf_stream_state *st, struct tf_enc_cache *c)
+{
+	uint64_t addr = st->pend_addr;
+
+	if (!addr)
+		return;
+	st->pend_addr = 0;
+	if (c->n_recent && c->recent[0] == addr)
+		return;
+	if (st->pend_cls)
+		cls_push(c, st->pend_cls, addr);
+	unsigned m = c->n_recent < TF_RECENT ? c->n_recent : TF_RECENT - 1;
+	for (unsigned i = m; i > 0; i--)
+		c->recent[i] = c->recent[i - 1];
+	c->recent[0] = addr;
+	c->n_recent = m + 1;
+}
+
+size_t tf_enc_alloc_c(uint8_t *buf, struct tf_stream_state *st, struct tf_enc_cache *c,
+		      uint64_t seq, enum tf_kind kind, uint32_t node, uint64_t size,
+		      uint64_t addr)
+{
+	unsigned tag = 0, k = tf_size_class(size);
+	size_t n = 1;
+
+	apply_pending(st, c);
+	n += put_seq_c(buf + n, st, seq, &tag);
+	if (kind != TF_KIND_MALLOC) {
+		tag |= TF_TF_KIND;
+		buf[n++] = (uint8_t)kind;
+	}
+	n += cm_varint_put(buf + n, node);
+	n += cm_varint_put(buf + n, size);
+	/* The address: from its class stack, else the recent frees, else as a
+	 * delta (the stack never holds addr after this). */
+	if (addr && k) {
+		int i = cls_find(c, k, addr);
+		if (i >= 0) {
+			cls_remove(c, k, (unsigned)i);
+			if (i == 0) {
+				tag |= TF_TAG_ALLOC_TOP;
+			} else {
+				tag |= TF_TAG_ALLOC_CLS;
+				n += cm_varint_put(buf + n, (unsigned)i - 1);
+			}
+		}
+	}
+	if (!(tag & TF_TAG_FORM_MASK) && addr) {
+		for (unsigned i = 0; i < c->n_recent; i++) {
+			if (c->recent[i] == addr) {
+				for (unsigned j = i; j + 1 < c->n_recent; j++)
+					c->recent[j] = c->recent[j + 1];
+				c->n_recent--;
+				tag |= TF_TAG_ALLOC_RECENT;
+				n += cm_varint_put(buf + n, i);
+				break;
+			}
+		}
+	}
+	if (!(tag & TF_TAG_FORM_MASK)) {
+		tag |= TF_TAG_ALLOC_ADDR;
+		n += put_addr(buf + n, st, addr);
+	}
+	buf[0] = (uint8_t)tag;
+	/* Remember which ALLOC returned addr (FREE_REF). */
+	uint32_t h = cache_slot(addr);
+	c->n_alloc++;
+	c->hkey[h] = addr;
+	c->hval[h] = c->n_alloc << 8 | k;
+	return n;
+}
+
+size_t tf_enc_free_c(uint8_t *buf, struct tf_stream_state *st, struct tf_enc_cache *c,
+		     uint64_t seq, enum tf_kind kind, uint64_t addr)
+{
+	unsigned tag = 0;
+	size_t n = 1;
+	uint32_t h = cache_slot(addr);
+	uint64_t no = c->hval[h] >> 8, back = c->n_alloc - no;
+
+	apply_pending(st, c);
+	n += put_seq_c(buf + n, st, seq, &tag);
+	if (kind == TF_KIND_REALLOC)
+		tag |= TF_TF_REALLOC;
+	if (addr && c->hkey[h] == addr && no > c->start && back < TF_REF_WINDOW) {
+		tag |= TF_TAG_FREE_REF;
+		n += cm_varint_put(buf + n, back);
+		st->pend_cls = (uint32_t)(c->hval[h] & 0xff);
+	} else {
+		st->pend_cls = 0;
+		tag |= TF_TAG_FREE_ADDR;
+		n += put_addr(buf + n, st, addr);
+	}
+	st->pend_addr = addr;
+	buf[0] = (uint8_t)tag;
+	return n;
+}
+
 size_t tf_enc_unload(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
 		     uint32_t id)
 {

@@ -26,6 +26,20 @@ size_t tf_enc_free(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
 size_t tf_enc_unload(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
 		     uint32_t id);
 
+/* Start a new stream with cache c (before its first ALLOC/FREE; with a
+ * zeroed tf_stream_state). Cheap: the hash table is not cleared. */
+void tf_enc_cache_reset(struct tf_enc_cache *c);
+
+/* ALLOC and FREE as cached events: like tf_enc_alloc/tf_enc_free (same
+ * buffer rule, TF_MAX_EVENT_BYTES), with cache c of this stream. The FREE
+ * changes only st and what the previous event left pending in st, so a
+ * caller may undo the last FREE by restoring st as it was before it. */
+size_t tf_enc_alloc_c(uint8_t *buf, struct tf_stream_state *st, struct tf_enc_cache *c,
+		      uint64_t seq, enum tf_kind kind, uint32_t node, uint64_t size,
+		      uint64_t addr);
+size_t tf_enc_free_c(uint8_t *buf, struct tf_stream_state *st, struct tf_enc_cache *c,
+		     uint64_t seq, enum tf_kind kind, uint64_t addr);
+
 /* Records with strings: write into (buf, cap). Return bytes written, or
  * -CM_E_LIMIT when a field exceeds its limit in tf_records.h or the record
  * does not fit in cap. Strings are cut by the caller, not here. */

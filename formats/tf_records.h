@@ -30,6 +30,42 @@ enum tf_tag {
 	TF_TAG_UNLOAD = 0x15,  /* stream: module unloaded */
 };
 
+/* Wire tags of the cached encodings of FREE and ALLOC (docs "Cached
+ * events"). Not enum tf_tag values: the decoder returns these records as
+ * TF_TAG_FREE / TF_TAG_ALLOC. Each is the first of 4 tags whose low bits
+ * are flags: TF_TF_SEQ1 (seq delta 1, not written) and, for FREE,
+ * TF_TF_REALLOC (kind realloc, else free) or, for ALLOC, TF_TF_KIND (a kind
+ * byte follows, else malloc). Bits 0x3c select the form. */
+#define TF_TAG_FREE_REF 0x20u     /* 0x20..0x23: free by back-reference */
+#define TF_TAG_FREE_ADDR 0x24u    /* 0x24..0x27: free by address delta */
+#define TF_TAG_ALLOC_ADDR 0x30u   /* 0x30..0x33: alloc, address delta */
+#define TF_TAG_ALLOC_CLS 0x34u    /* 0x34..0x37: alloc from a class stack */
+#define TF_TAG_ALLOC_RECENT 0x38u /* 0x38..0x3b: alloc of a recent free */
+#define TF_TAG_ALLOC_TOP 0x3cu    /* 0x3c..0x3f: alloc from a class stack's top */
+#define TF_TAG_FORM_MASK 0x3cu
+
+/* Flag bits in the cached-event tags above. */
+#define TF_TF_SEQ1 0x01u
+#define TF_TF_REALLOC 0x02u /* FREE_* tags */
+#define TF_TF_KIND 0x02u    /* ALLOC_* tags */
+
+/* Cache geometry of the cached events (docs "Cached events"); both sides
+ * mirror it exactly, so changing a value changes the format. */
+#define TF_REF_WINDOW 4096u  /* FREE_REF reaches the last this many ALLOCs */
+#define TF_CLS_COUNT 128u    /* size classes 2..127 (0: none) */
+#define TF_CLS_DEPTH 32u     /* addresses kept per size class */
+#define TF_RECENT 8u         /* recent frees kept */
+
+/* Size class of an allocation of size bytes: (max(size, 9) + 23) / 16 for
+ * sizes up to 984 bytes (2..62: glibc's chunk size / 16), 0 (no class)
+ * above. */
+static inline unsigned tf_size_class(uint64_t size)
+{
+	if (size > 2024)
+		return 0;
+	return (unsigned)(((size < 9 ? 9 : size) + 23) >> 4);
+}
+
 /* Allocation function that made an ALLOC or FREE record. */
 enum tf_kind {
 	TF_KIND_MALLOC = 0,
@@ -58,6 +94,7 @@ enum tf_kind {
 #define TF_MAX_CHUNK_BYTES (64u << 20) /* one CHUNK payload */
 #define TF_MAX_STREAMS (1u << 20)    /* distinct thread streams */
 #define TF_MAX_EVENT_BYTES 64u       /* THREAD/ALLOC/FREE/NODE/UNLOAD record */
+#define TF_MAX_CACHE_BYTES (512u << 20) /* decoder: all streams' caches */
 
 struct tf_segment {
 	uint64_t vaddr; /* start, bytes from the module's load base */
@@ -140,6 +177,25 @@ struct tf_stream_state {
 	uint64_t prev_addr;      /* block address of the previous ALLOC/FREE */
 	uint64_t prev_node_addr; /* address of the previous NODE */
 	uint32_t prev_node_id;   /* id of the previous NODE */
+	uint64_t pend_addr;      /* cached FREE not yet in the cache (0: none) */
+	uint32_t pend_cls;       /* its size class (0: none) */
+};
+
+/* Encoder side of the cached events (docs "Cached events"): which recent
+ * ALLOC returned an address, and the free-address stacks the decoder
+ * mirrors. Owned by one stream's writer; about 96 KiB; never allocates. */
+#define TF_ENC_HASH_BITS 12
+struct tf_enc_cache {
+	uint64_t n_alloc;        /* ALLOCs encoded with this cache, ever */
+	uint64_t start;          /* n_alloc when the current stream began */
+	uint64_t hkey[1u << TF_ENC_HASH_BITS]; /* block address */
+	uint64_t hval[1u << TF_ENC_HASH_BITS]; /* ALLOC number << 8 | class */
+	uint64_t recent[TF_RECENT]; /* recent frees, [0] newest */
+	uint32_t n_recent;
+	uint8_t cls_n[TF_CLS_COUNT];  /* addresses in each class stack */
+	uint8_t cls_base[TF_CLS_COUNT]; /* slot of its bottom entry */
+	uint64_t cls[TF_CLS_COUNT][TF_CLS_DEPTH]; /* circular: entry j (0 =
+					   * bottom) in slot (base + j) % depth */
 };
 
 #endif

@@ -24,37 +24,28 @@ struct rec_real rec_real;
 
 /* ---- bootstrap ---------------------------------------------------------- */
 
-#define ARENA_BYTES (256u << 10)
-
-static struct {
-	_Alignas(4096) uint8_t buf[ARENA_BYTES];
-	_Atomic size_t used; /* bytes handed out, including headers */
-} g_arena;
+_Alignas(4096) uint8_t rec_arena_buf[REC_ARENA_BYTES];
+static _Atomic size_t g_arena_used; /* bytes handed out, including headers */
 
 void *rec_arena_alloc(size_t size, size_t align)
 {
 	if (align < 16)
 		align = 16;
-	if (align > 4096 || (align & (align - 1)) || size > ARENA_BYTES)
+	if (align > 4096 || (align & (align - 1)) || size > REC_ARENA_BYTES)
 		return NULL;
 	for (;;) {
-		size_t used = atomic_load(&g_arena.used);
-		uintptr_t base = (uintptr_t)g_arena.buf + used + 16; /* room for the header */
+		size_t used = atomic_load(&g_arena_used);
+		uintptr_t base = (uintptr_t)rec_arena_buf + used + 16; /* room for the header */
 		uintptr_t p = (base + align - 1) & ~(uintptr_t)(align - 1);
-		size_t end = (size_t)(p - (uintptr_t)g_arena.buf) + size;
-		if (end > ARENA_BYTES)
+		size_t end = (size_t)(p - (uintptr_t)rec_arena_buf) + size;
+		if (end > REC_ARENA_BYTES)
 			return NULL;
 		end = (end + 15) & ~(size_t)15;
-		if (atomic_compare_exchange_weak(&g_arena.used, &used, end)) {
+		if (atomic_compare_exchange_weak(&g_arena_used, &used, end)) {
 			((size_t *)p)[-1] = size;
 			return (void *)p;
 		}
 	}
-}
-
-int rec_arena_owns(const void *p)
-{
-	return (const uint8_t *)p >= g_arena.buf && (const uint8_t *)p < g_arena.buf + ARENA_BYTES;
 }
 
 size_t rec_arena_size(const void *p)
@@ -122,6 +113,9 @@ static struct rec_thread *thread_claim(void)
 		t->next = head;
 	while (!atomic_compare_exchange_weak(&g_rec.threads, &head, t));
 claimed:
+	t->errno_p = &errno;
+	t->stage_len = 0;
+	rec_stage_pick(t); /* the writer may have reset a reused ring */
 	t->gen = 0; /* rec_enter() renews it: stream id, THREAD record */
 	__atomic_store_n(&t->tid, rec_prim_gettid(), __ATOMIC_RELAXED);
 	return t;
@@ -150,6 +144,7 @@ void rec_thread_renew(struct rec_thread *t, uint32_t gen)
 	t->stream = atomic_fetch_add(&g_rec.next_stream, 1);
 	__atomic_store_n(&t->tid, rec_prim_gettid(), __ATOMIC_RELAXED);
 	memset(&t->st, 0, sizeof(t->st));
+	tf_enc_cache_reset(&t->cache);
 	t->stage_len = 0;
 	t->stage_events = 0;
 	t->stage_last_seq = 0;
@@ -197,7 +192,8 @@ void rec_stage_free(struct rec_thread *t, enum tf_kind kind, uint64_t addr)
 {
 	uint64_t seq = rec_next_seq();
 
-	t->stage_len += (uint32_t)tf_enc_free(t->stage + t->stage_len, &t->st, seq, kind, addr);
+	t->stage_len += (uint32_t)tf_enc_free_c(t->stage + t->stage_len, &t->st, &t->cache, seq,
+						kind, addr);
 	t->stage_last_seq = seq;
 	t->stage_events++;
 }
@@ -208,7 +204,12 @@ void rec_stage_free(struct rec_thread *t, enum tf_kind kind, uint64_t addr)
 static uint32_t stack_node(struct rec_thread *t)
 {
 	int trunc;
-	size_t n = rec_unwind_capture(t->frames, g_rec.max_depth, &trunc);
+	size_t same;
+	uint32_t taint = atomic_load_explicit(&rec_mod_n_taint, memory_order_acquire);
+	/* Salting below needs every frame; otherwise the outer frames equal
+	 * to prev_addr's need not be written. */
+	size_t n = rec_unwind_capture(t, t->frames, g_rec.max_depth, &trunc, &same,
+				      taint ? 0 : t->prev_n);
 	size_t total = n + (size_t)trunc, k = 0, i;
 	uint32_t parent = TF_NODE_ROOT;
 
@@ -216,8 +217,9 @@ static uint32_t stack_node(struct rec_thread *t)
 	 * from get keys salted with the id of the module there now, so code
 	 * loaded later at the same addresses gets new nodes (born after its
 	 * MODULE record); every other frame keeps its nodes. */
-	if (REC_UNLIKELY(atomic_load_explicit(&rec_mod_n_taint, memory_order_acquire))) {
+	if (REC_UNLIKELY(taint)) {
 		int rescanned = 0;
+		same = 0; /* keys may be salted differently from the last stack's */
 		for (i = 0; i < n; i++) {
 			uint64_t a = (uint64_t)(uintptr_t)t->frames[i];
 			uint64_t key = rec_modules_key(a);
@@ -240,14 +242,33 @@ static uint32_t stack_node(struct rec_thread *t)
 	/* Root-first frame i: the truncation mark, then frames[n-1] .. [0]. */
 #define FRAME(i) ((trunc && (i) == 0) ? (uint64_t)TF_ADDR_TRUNCATED \
 					: (uint64_t)(uintptr_t)t->frames[total - 1 - (i)])
+	/* The unwinder vouches for the outermost `same` frames (equal to the
+	 * last stack's): no need to compare them. */
+	k = same < t->prev_n ? same : t->prev_n;
+	if (k > total)
+		k = total;
+	if (REC_UNLIKELY(rec_unwind_check_on)) {
+		for (i = 0; i < k; i++)
+			if (t->prev_addr[i] != FRAME(i)) {
+				rec_unwind_mismatch("reused outer frame", i, FRAME(i), t->prev_addr[i]);
+				k = i;
+				break;
+			}
+	}
 	while (k < total && k < t->prev_n && t->prev_addr[k] == FRAME(k))
 		k++;
 	if (k)
 		parent = t->prev_id[k - 1];
+	/* The lookup memo only for a slot past its first allocations: a
+	 * short-lived thread does not touch its pages. */
+	int memo = rec_unwind_thread_is_busy();
+	if (memo && k < total)
+		rec_trie_memo_check(t);
 	for (i = k; i < total; i++) {
 		uint64_t addr = FRAME(i);
 		int inserted;
-		uint32_t id = rec_trie_get(parent, addr, &inserted);
+		uint32_t id = memo ? rec_trie_get_memo(t, parent, addr, &inserted)
+				   : rec_trie_get(parent, addr, &inserted);
 		if (REC_UNLIKELY(!id))
 			break; /* trie full: keep the deepest node found */
 		if (inserted) {
@@ -271,16 +292,16 @@ static uint32_t stack_node(struct rec_thread *t)
 
 void rec_stage_alloc(struct rec_thread *t, enum tf_kind kind, uint64_t size, uint64_t addr)
 {
-	int saved = errno;
+	int saved = *t->errno_p; /* errno without a call */
 	uint32_t node = stack_node(t);
 	/* After the trie walk: see .notes/recorder.md "NODE visibility". */
 	uint64_t seq = rec_next_seq();
 
-	t->stage_len += (uint32_t)tf_enc_alloc(t->stage + t->stage_len, &t->st, seq, kind,
-					       node, size, addr);
+	t->stage_len += (uint32_t)tf_enc_alloc_c(t->stage + t->stage_len, &t->st, &t->cache,
+						 seq, kind, node, size, addr);
 	t->stage_last_seq = seq;
 	t->stage_events++;
-	errno = saved;
+	*t->errno_p = saved;
 }
 
 /* Wait until the ring has need free bytes. Returns 0, or -1 when the writer
@@ -316,13 +337,49 @@ static int ring_wait(struct rec_thread *t, size_t need)
 	}
 }
 
-void rec_commit(struct rec_thread *t)
+void rec_stage_pick(struct rec_thread *t)
+{
+	uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
+	uint64_t head = t->local_head, used = head - tail, limit;
+	size_t off = (size_t)(head & (REC_RING_BYTES - 1));
+
+	/* Half full: ask the writer for an early round, once per round. */
+	if (REC_UNLIKELY(used > REC_RING_BYTES / 2) &&
+	    !atomic_load_explicit(&t->kick_pending, memory_order_relaxed)) {
+		atomic_store_explicit(&t->kick_pending, 1, memory_order_relaxed);
+		rec_writer_kick();
+	}
+	if (REC_RING_BYTES - used < REC_STAGE_BYTES || REC_RING_BYTES - off < REC_STAGE_BYTES) {
+		t->stage = t->stage_buf;
+		t->stage_limit = 0;
+		return;
+	}
+	t->stage = t->ring + off;
+	/* Later stages go into the ring without calling here while they fit
+	 * before the end of the ring and before the tail read now, up to the
+	 * next half-full check (when half full already: every RING/16 bytes,
+	 * in case the writer's round cleared kick_pending). */
+	limit = head + (REC_RING_BYTES - off - REC_STAGE_BYTES);
+	if (limit > tail + REC_RING_BYTES - REC_STAGE_BYTES)
+		limit = tail + REC_RING_BYTES - REC_STAGE_BYTES;
+	if (used <= REC_RING_BYTES / 2) {
+		if (limit > tail + REC_RING_BYTES / 2)
+			limit = tail + REC_RING_BYTES / 2;
+	} else if (limit > head + REC_RING_BYTES / 16) {
+		limit = head + REC_RING_BYTES / 16;
+	}
+	t->stage_limit = limit;
+}
+
+void rec_commit_copy(struct rec_thread *t)
 {
 	uint32_t len = t->stage_len;
 	uint64_t tail;
 
-	if (!len)
+	if (!len) {
+		rec_stage_pick(t);
 		return;
+	}
 	tail = atomic_load_explicit(&t->tail, memory_order_acquire);
 	if (REC_UNLIKELY(REC_RING_BYTES - (t->local_head - tail) < len)) {
 		int saved = errno;
@@ -338,41 +395,54 @@ void rec_commit(struct rec_thread *t)
 	size_t off = (size_t)(t->local_head & (REC_RING_BYTES - 1));
 	size_t first = REC_RING_BYTES - off;
 	if (first >= len) {
-		memcpy(t->ring + off, t->stage, len);
+		memcpy(t->ring + off, t->stage_buf, len);
 	} else {
-		memcpy(t->ring + off, t->stage, first);
-		memcpy(t->ring, t->stage + first, len - first);
+		memcpy(t->ring + off, t->stage_buf, first);
+		memcpy(t->ring, t->stage_buf + first, len - first);
 	}
 	t->local_head += len;
 	atomic_store_explicit(&t->head, t->local_head, memory_order_release);
-	if (t->stage_events)
-		atomic_store_explicit(&t->n_events,
-				      atomic_load_explicit(&t->n_events, memory_order_relaxed) +
-					      t->stage_events,
-				      memory_order_relaxed);
-	if (t->stage_last_seq)
-		atomic_store_explicit(&t->last_committed, t->stage_last_seq, memory_order_release);
+	atomic_store_explicit(&t->n_events,
+			      atomic_load_explicit(&t->n_events, memory_order_relaxed) +
+				      t->stage_events,
+			      memory_order_relaxed);
+	atomic_store_explicit(&t->last_committed, t->stage_last_seq, memory_order_release);
 	t->stage_len = 0;
 	t->stage_events = 0;
-	t->stage_last_seq = 0;
-	/* Half full: ask the writer for an early round, once. */
-	if (REC_UNLIKELY(t->local_head - tail > REC_RING_BYTES / 2) &&
-	    !atomic_load_explicit(&t->kick_pending, memory_order_relaxed)) {
-		atomic_store_explicit(&t->kick_pending, 1, memory_order_relaxed);
-		rec_writer_kick();
-	}
+	rec_stage_pick(t);
 }
 
-void rec_leave(struct rec_thread *t)
+/* flatten: one frame for the whole operation (the cold paths are noinline). */
+__attribute__((flatten)) void *rec_record_alloc(void *p, enum tf_kind kind, uint64_t size)
 {
-	rec_commit(t);
-	atomic_store_explicit(&t->in_flight, 0, memory_order_release);
-	rec_tls.guard = 0;
+	struct rec_thread *t = rec_enter();
+
+	if (t) {
+		rec_stage_alloc(t, kind, size, (uint64_t)(uintptr_t)p);
+		rec_leave(t);
+	}
+	return p;
+}
+
+__attribute__((flatten)) void rec_record_free(void *p)
+{
+	struct rec_thread *t = rec_enter();
+
+	if (!t) {
+		rec_real.free(p);
+		return;
+	}
+	rec_stage_free(t, TF_KIND_FREE, (uint64_t)(uintptr_t)p);
+	rec_real.free(p);
+	rec_leave(t);
 }
 
 void rec_on_dl_change(void)
 {
-	struct rec_thread *t = rec_enter();
+	struct rec_thread *t;
+
+	rec_unwind_dl_change(); /* code may be gone: forget its unwind rules */
+	t = rec_enter();
 
 	if (!t)
 		return;
@@ -670,6 +740,9 @@ static void atfork_child(void)
 			atomic_store(&t->status, REC_THR_FREE);
 		}
 		atomic_store(&t->tail, head);
+		t->stage_len = 0;
+		if (t == self)
+			rec_stage_pick(t);
 		atomic_store(&t->in_flight, 0);
 		atomic_store(&t->kick_pending, 0);
 		t->writer_dead = 0;

@@ -14,6 +14,7 @@
 #define REC_LIKELY(x) __builtin_expect(!!(x), 1)
 #define REC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define REC_HIDDEN __attribute__((visibility("hidden")))
+#define REC_COLD __attribute__((noinline, cold))
 
 #define REC_RING_BYTES (1u << 20)     /* per-thread SPSC ring, power of two */
 #define REC_STAGE_BYTES (24u << 10)   /* per-thread staging for one operation */
@@ -49,6 +50,40 @@ enum rec_thread_status {
 			      * writer once the owner is gone and the ring drained */
 };
 
+/* One frame of the unwinder's previous backtrace (rec_unwind.c): the
+ * frame's registers and the stack words its step read (slot 0: not read). */
+struct rec_unw_frame {
+	uint64_t pc, sp, bp;       /* pc: return address (the leaf: exact) */
+	uint64_t ra_slot, ra_val;  /* return address read from ra_slot */
+	uint64_t bp_slot, bp_val;  /* caller's rbp read from bp_slot */
+	uint64_t flags;            /* REC_UNW_F_* */
+};
+
+#define REC_UNW_F_CFA_RBP 1u   /* its rule computes the CFA from rbp */
+#define REC_UNW_F_RBP_SAVED 2u /* its rule reads the caller's rbp */
+#define REC_UNW_F_BP_MATTERS 4u /* the walk from here on depends on bp */
+#define REC_UNW_F_BP_CHECK 8u   /* bp_slot must hold bp_val for the walk
+				 * to stay valid (the caller's bp matters) */
+#define REC_UNW_F_END 16u       /* its rule: return address undefined */
+/* flags also carries the frame's rule offsets: rbp_off (int16) in bits
+ * 16-31, cfa_off (int32) in bits 32-63. */
+
+#define REC_UNW_FRAMES (REC_MAX_DEPTH_CAP + REC_FRAME_SLACK + 2)
+
+/* A thread's memo of trie lookups (rec_trie.h): (parent, addr) -> id,
+ * valid for one trie generation; id 0 = empty. */
+struct rec_trie_memo {
+	uint64_t addr;
+	uint32_t parent;
+	uint32_t id;
+};
+
+#define REC_TRIE_MEMO_LOG2 11
+#define REC_UNW_REUSE_AFTER 256 /* backtraces of a thread before it keeps
+				 * and reuses its last walk and uses the trie
+				 * memo (short-lived threads do not touch
+				 * those pages of their slot) */
+
 /* One thread stream: ring and state. Allocated with mmap, never freed,
  * reused (with a new stream id) after its thread exits. */
 struct rec_thread {
@@ -73,31 +108,60 @@ struct rec_thread {
 	struct rec_thread *next;         /* registry list; immutable once pushed */
 	uint8_t *ring;                   /* REC_RING_BYTES */
 	/* Owner only. */
+	uint8_t *stage;                  /* where this operation's records are
+					  * encoded: the ring at local_head when
+					  * REC_STAGE_BYTES fit there without
+					  * wrapping, else stage_buf (copied into
+					  * the ring at commit). Always has room
+					  * for REC_STAGE_BYTES from stage_len 0. */
 	uint64_t local_head;             /* bytes written, committed or not */
-	uint64_t stage_last_seq;         /* highest seq staged in this operation */
+	uint64_t stage_limit;            /* the next stage may go straight into
+					  * the ring while local_head <= this
+					  * (set by rec_stage_pick) */
+	int *errno_p;                    /* the owner's errno (&errno) */
+	uint64_t stage_last_seq;         /* highest seq staged: last_committed
+					  * after the next commit */
 	uint32_t stage_len;              /* bytes in stage */
 	uint32_t stage_events;           /* ALLOC/FREE records in stage */
 	uint32_t prev_n;                 /* frames in the previous stack */
 	struct tf_stream_state st;       /* delta state of this stream */
+	struct tf_enc_cache cache;       /* cached ALLOC/FREE state (tf_enc.h) */
 	uint64_t prev_addr[REC_MAX_DEPTH_CAP + 1]; /* previous stack, root first */
 	uint32_t prev_id[REC_MAX_DEPTH_CAP + 1];   /* its trie node ids */
 	void *frames[REC_MAX_DEPTH_CAP + REC_FRAME_SLACK + 1];
-	uint8_t stage[REC_STAGE_BYTES];
+	/* Unwinder (rec_unwind.c), owner only: the previous backtrace's
+	 * frames, root first, reused when its stack words are unchanged. */
+	const void *unw_owner;           /* thread that made it */
+	uint32_t unw_gen;                /* rec_cfi_gen() it was made under */
+	uint32_t unw_n;                  /* frames in unw_last (0: none) */
+	uint32_t unw_kept;               /* of them returned (recorder's own
+					  * leading frames skipped) */
+	uint64_t unw_fast, unw_slow;     /* backtraces by rec_cfi / libunwind */
+	uint32_t trie_memo_gen;          /* trie generation of trie_memo (0:
+					  * never used) */
+	uint8_t stage_buf[REC_STAGE_BYTES];
+	/* Large per-thread caches last: a thread that makes few allocations
+	 * never touches their pages (rec_unwind_thread_is_busy()). */
+	struct rec_unw_frame unw_last[REC_UNW_FRAMES];
+	struct rec_unw_frame unw_tmp[REC_UNW_FRAMES]; /* scratch, leaf first */
+	struct rec_trie_memo trie_memo[1u << REC_TRIE_MEMO_LOG2];
 };
 
-/* Global recorder state (one struct, SQLite's `g`). */
+/* Global recorder state (one struct, SQLite's `g`). The first cache line
+ * is read by every event and written only when recording starts or stops;
+ * seq, written by every event, has a line of its own. */
 struct rec_global {
-	_Atomic int enabled;              /* g_rec.gen while events are recorded,
+	_Alignas(64) _Atomic int enabled; /* g_rec.gen while events are recorded,
 					   * 0 when off */
 	uint32_t gen;                     /* trace generation, from 1: bumped when
 					   * a new trace starts in this process
 					   * (fork child, failed exec) */
-	_Atomic uint64_t seq;             /* next global sequence number (from 1) */
-	_Atomic uint32_t next_stream;     /* next thread stream id (from 0) */
+	uint32_t max_depth;               /* frames kept per backtrace */
+	_Alignas(64) _Atomic uint64_t seq; /* next global sequence number (from 1) */
+	_Alignas(64) _Atomic uint32_t next_stream; /* next thread stream id (from 0) */
 	_Atomic(struct rec_thread *) threads; /* registry, push-only */
 	_Atomic uint32_t wake_word;       /* writer futex: bumped to wake it */
 	_Atomic uint32_t round_word;      /* bumped after each writer round */
-	uint32_t max_depth;               /* frames kept per backtrace */
 	uint64_t interval_ns;             /* tick / RSS interval */
 	uint64_t start_ns;                /* CLOCK_MONOTONIC at start */
 	uint32_t pid;                     /* process that owns the trace */
@@ -152,17 +216,22 @@ void rec_bootstrap(void) REC_HIDDEN;
  * of two up to 4096) or NULL when the arena is exhausted. Arena blocks are
  * never freed; owns() tells whether p is one; size() gives its size. */
 void *rec_arena_alloc(size_t size, size_t align) REC_HIDDEN;
-int rec_arena_owns(const void *p) REC_HIDDEN;
 size_t rec_arena_size(const void *p) REC_HIDDEN;
+#define REC_ARENA_BYTES (256u << 10)
+extern uint8_t rec_arena_buf[REC_ARENA_BYTES] REC_HIDDEN;
+static inline int rec_arena_owns(const void *p)
+{
+	return (uintptr_t)p - (uintptr_t)rec_arena_buf < REC_ARENA_BYTES;
+}
 
 /* rec_enter()'s slow path: sets the calling thread up at its first event
  * (claims a stream, stages its THREAD record). Same contract as rec_enter(). */
-struct rec_thread *rec_enter_slow(void) REC_HIDDEN;
+struct rec_thread *rec_enter_slow(void) REC_HIDDEN REC_COLD;
 
 /* First event of a thread in the current trace generation: new stream id,
  * fresh delta state and stack cache, THREAD record staged. Owner only, in
  * flight, under the guard. */
-void rec_thread_renew(struct rec_thread *t, uint32_t gen) REC_HIDDEN;
+void rec_thread_renew(struct rec_thread *t, uint32_t gen) REC_HIDDEN REC_COLD;
 
 /* Start a recorded operation on the calling thread: sets the recursion guard
  * and the in-flight flag. Returns the thread's stream, or NULL when the
@@ -204,12 +273,55 @@ void rec_stage_free(struct rec_thread *t, enum tf_kind kind, uint64_t addr) REC_
 void rec_stage_alloc(struct rec_thread *t, enum tf_kind kind, uint64_t size,
 		     uint64_t addr) REC_HIDDEN;
 
-/* Copy the staged records into the thread's ring (waiting for room if the
- * ring is full, never dropping) and publish them to the writer. */
-void rec_commit(struct rec_thread *t) REC_HIDDEN;
+/* Point t->stage at the ring when REC_STAGE_BYTES fit there at local_head
+ * without wrapping, else at t->stage_buf; kick the writer once when the
+ * ring is more than half full; set t->stage_limit. Owner only, nothing
+ * staged. */
+void rec_stage_pick(struct rec_thread *t) REC_HIDDEN REC_COLD;
+
+/* rec_commit() when the records were staged in stage_buf: copy them into
+ * the ring (waiting for room if it is full, never dropping), publish. */
+void rec_commit_copy(struct rec_thread *t) REC_HIDDEN REC_COLD;
+
+/* Publish the staged records to the writer (they are in the ring already, or
+ * copied there from stage_buf) and pick the next operation's stage. */
+static inline void rec_commit(struct rec_thread *t)
+{
+	if (REC_UNLIKELY(t->stage == t->stage_buf)) {
+		rec_commit_copy(t);
+		return;
+	}
+	t->local_head += t->stage_len;
+	atomic_store_explicit(&t->head, t->local_head, memory_order_release);
+	atomic_store_explicit(&t->n_events,
+			      atomic_load_explicit(&t->n_events, memory_order_relaxed) +
+				      t->stage_events,
+			      memory_order_relaxed);
+	atomic_store_explicit(&t->last_committed, t->stage_last_seq, memory_order_release);
+	t->stage_len = 0;
+	t->stage_events = 0;
+	if (REC_LIKELY(t->local_head <= t->stage_limit))
+		t->stage = t->ring + (t->local_head & (REC_RING_BYTES - 1));
+	else
+		rec_stage_pick(t);
+}
 
 /* Commit, clear the in-flight flag and the recursion guard. */
-void rec_leave(struct rec_thread *t) REC_HIDDEN;
+static inline void rec_leave(struct rec_thread *t)
+{
+	rec_commit(t);
+	atomic_store_explicit(&t->in_flight, 0, memory_order_release);
+	rec_tls.guard = 0;
+}
+
+/* The whole recorded part of malloc & co after the real call returned p
+ * (enter, ALLOC staged, commit, leave; passes through when rec_enter()
+ * says so). Returns p. Preserves errno. */
+void *rec_record_alloc(void *p, enum tf_kind kind, uint64_t size) REC_HIDDEN;
+
+/* free(p) (p not NULL, not an arena block, rec_real.free known): FREE
+ * staged with its seq, the real free, commit. */
+void rec_record_free(void *p) REC_HIDDEN;
 
 /* Take the next global sequence number. */
 static inline uint64_t rec_next_seq(void)

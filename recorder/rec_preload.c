@@ -39,13 +39,7 @@ static inline int booting(void)
 
 static inline void *record_alloc(void *p, enum tf_kind kind, size_t size)
 {
-	struct rec_thread *t = rec_enter();
-
-	if (t) {
-		rec_stage_alloc(t, kind, size, (uint64_t)(uintptr_t)p);
-		rec_leave(t);
-	}
-	return p;
+	return rec_record_alloc(p, kind, size);
 }
 
 REC_EXPORT void *malloc(size_t size)
@@ -57,8 +51,6 @@ REC_EXPORT void *malloc(size_t size)
 
 REC_EXPORT void free(void *p)
 {
-	struct rec_thread *t;
-
 	if (!p || REC_UNLIKELY(rec_arena_owns(p)))
 		return;
 	if (REC_UNLIKELY(!rec_real.free)) {
@@ -66,12 +58,7 @@ REC_EXPORT void free(void *p)
 		if (!rec_real.free)
 			return; /* cannot happen outside dlsym; leak rather than crash */
 	}
-	t = rec_enter();
-	if (t)
-		rec_stage_free(t, TF_KIND_FREE, (uint64_t)(uintptr_t)p);
-	rec_real.free(p);
-	if (t)
-		rec_leave(t);
+	rec_record_free(p);
 }
 
 REC_EXPORT void *calloc(size_t n, size_t size)

@@ -24,7 +24,13 @@ _Static_assert(sizeof(struct slot) == 16, "slot layout");
 static struct {
 	struct slot *slots;
 	_Atomic uint32_t next_id; /* next node id, from 1 */
+	_Atomic uint32_t gen;     /* bumped by every new table (thread memos) */
 } g_trie;
+
+uint32_t rec_trie_gen(void)
+{
+	return atomic_load_explicit(&g_trie.gen, memory_order_relaxed);
+}
 
 int rec_trie_reset(int unmap_old)
 {
@@ -45,6 +51,7 @@ int rec_trie_init(void)
 	if (!g_trie.slots)
 		return -ENOMEM;
 	atomic_store(&g_trie.next_id, 1);
+	atomic_fetch_add(&g_trie.gen, 1);
 	return 0;
 }
 

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <time.h>
 #include <zstd.h>
 
 #include "cm_err.h"
@@ -14,7 +16,18 @@
 #include "rec_writer.h"
 #include "tf_enc.h"
 
-#define REC_ZSTD_LEVEL 3 /* zstd's default: ~18% smaller than 1 here, same speed */
+/* zstd level: REC_ZSTD_LEVEL (a third smaller traces than level 3 on real
+ * programs, at ~3x the CPU per byte) unless the process keeps its CPUs
+ * busy: when it used more than (CPUs - 1/2) cores since the last periodic
+ * flush, REC_ZSTD_LEVEL_FAST, and back below (CPUs - 1) cores. A change
+ * ends the zstd frame (the level is set between frames). -D for
+ * experiments. */
+#ifndef REC_ZSTD_LEVEL
+#define REC_ZSTD_LEVEL 6
+#endif
+#ifndef REC_ZSTD_LEVEL_FAST
+#define REC_ZSTD_LEVEL_FAST 3
+#endif
 #define REC_ZSTD_WINDOW_LOG 22        /* the decoder caps the window at 2^23 */
 #define REC_FLUSH_NS (200u * 1000000u) /* ZSTD_e_flush at least this often */
 #define REC_STOP_WAIT_NS (5ull * 1000000000u) /* exit: wait for in-flight ops */
@@ -32,6 +45,9 @@ static struct {
 	uint64_t statm_id[2];    /* same for g_rec.statm_fd / stat_fd */
 	uint64_t stat_id[2];
 	unsigned window_log;
+	int level;               /* zstd level of the current frame */
+	unsigned n_cpus;         /* CPUs the process may run on */
+	uint64_t cpu_ns_flush;   /* process CPU time at the last periodic flush */
 	int err;                 /* sticky: writing failed, data is dropped */
 	uint64_t watermark;      /* last TICK watermark (monotonic) */
 	uint64_t last_flush_ns;  /* CLOCK_MONOTONIC of the last flush */
@@ -110,15 +126,42 @@ static void fd_id(int fd, uint64_t id[2])
 		id[0] = id[1] = 0;
 }
 
+/* CPUs the process may run on (at least 1). */
+static unsigned n_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) < 1)
+		return 1;
+	return (unsigned)CPU_COUNT(&set);
+}
+
+/* CPU time of the whole process, ns (0 when unavailable). */
+static uint64_t process_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int rec_writer_init(int fd, const char *path)
 {
 	if (!g_w.wksp) {
 		ZSTD_compressionParameters cp =
 			ZSTD_getCParams(REC_ZSTD_LEVEL, ZSTD_CONTENTSIZE_UNKNOWN, 0);
+		ZSTD_compressionParameters cf =
+			ZSTD_getCParams(REC_ZSTD_LEVEL_FAST, ZSTD_CONTENTSIZE_UNKNOWN, 0);
 		if (cp.windowLog > REC_ZSTD_WINDOW_LOG)
 			cp.windowLog = REC_ZSTD_WINDOW_LOG;
-		g_w.window_log = cp.windowLog;
-		g_w.wksp_bytes = ZSTD_estimateCStreamSize_usingCParams(cp) + (64u << 10);
+		if (cf.windowLog > REC_ZSTD_WINDOW_LOG)
+			cf.windowLog = REC_ZSTD_WINDOW_LOG;
+		g_w.window_log = cp.windowLog > cf.windowLog ? cp.windowLog : cf.windowLog;
+		cp.windowLog = cf.windowLog = g_w.window_log;
+		size_t bp = ZSTD_estimateCStreamSize_usingCParams(cp);
+		size_t bf = ZSTD_estimateCStreamSize_usingCParams(cf);
+		g_w.wksp_bytes = (bp > bf ? bp : bf) + (64u << 10);
 		g_w.wksp = rec_prim_map(g_w.wksp_bytes, 0);
 		g_w.out_cap = ZSTD_CStreamOutSize();
 		g_w.out = rec_prim_map(g_w.out_cap, 0);
@@ -135,6 +178,9 @@ int rec_writer_init(int fd, const char *path)
 	g_w.cctx = ZSTD_initStaticCCtx(g_w.wksp, g_w.wksp_bytes);
 	if (!g_w.cctx)
 		return -CM_E_ZSTD;
+	g_w.level = REC_ZSTD_LEVEL;
+	g_w.n_cpus = n_cpus();
+	g_w.cpu_ns_flush = process_cpu_ns();
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_compressionLevel,
 						REC_ZSTD_LEVEL)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_windowLog, (int)g_w.window_log)))
@@ -218,6 +264,33 @@ static void zput(const void *data, size_t len, ZSTD_EndDirective mode)
 		if (mode == ZSTD_e_continue ? in.pos == in.size : r == 0)
 			return;
 	}
+}
+
+/* The periodic flush: pick the zstd level from the cores the process used
+ * since the last one (see REC_ZSTD_LEVEL); a change ends the frame, the
+ * next starts at the new level. */
+static void zlevel_flush(uint64_t now)
+{
+	uint64_t cpu = process_cpu_ns(), ns = now - g_w.last_flush_ns;
+	uint64_t used = cpu - g_w.cpu_ns_flush; /* ns of CPU in ns of wall */
+	int want = g_w.level;
+
+	g_w.cpu_ns_flush = cpu;
+	if (2 * used > (2 * (uint64_t)g_w.n_cpus - 1) * ns)
+		want = REC_ZSTD_LEVEL_FAST;
+	else if (used < ((uint64_t)g_w.n_cpus - 1) * ns)
+		want = REC_ZSTD_LEVEL;
+	if (want == g_w.level) {
+		zput(NULL, 0, ZSTD_e_flush);
+		return;
+	}
+	zput(NULL, 0, ZSTD_e_end);
+	if (!g_w.err && ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_compressionLevel,
+								want))) {
+		zput(NULL, 0, ZSTD_e_flush); /* keeps the old level */
+		return;
+	}
+	g_w.level = want;
 }
 
 int rec_writer_put_header(const void *rec, size_t len)
@@ -330,7 +403,7 @@ static unsigned writer_round(int final)
 	uint64_t now = rec_prim_mono_ns();
 	zput(rec, tf_enc_tick(rec, wm, now - g_rec.start_ns, rss_bytes()), ZSTD_e_continue);
 	if (now - g_w.last_flush_ns >= REC_FLUSH_NS) {
-		zput(NULL, 0, ZSTD_e_flush);
+		zlevel_flush(now);
 		g_w.last_flush_ns = now;
 	}
 

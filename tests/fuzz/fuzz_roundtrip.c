@@ -1,6 +1,8 @@
 /* Encode -> decode roundtrip. The input is a script of events: each step's
- * first byte picks an operation (a record of some stream, a CHUNK boundary,
- * a TICK, a zstd frame boundary) and the following bytes its fields. The
+ * first byte picks an operation (a record of some stream, plain or cached
+ * (docs "Cached events"; also a cached FREE undone by restoring the stream
+ * state, as a failed realloc does), a CHUNK boundary, a TICK, a zstd frame
+ * boundary) and the following bytes its fields. The
  * script is encoded with tf_enc into a valid trace in memory, decoded with
  * tf_dec, and every decoded field must equal what was encoded; abort()
  * otherwise. */
@@ -64,6 +66,8 @@ struct state {
 	int open_stream;                /* -1: no chunk open */
 	size_t chunk_rec;               /* index of the open chunk's record */
 	struct tf_stream_state st[N_STREAMS];
+	struct tf_enc_cache *cache;     /* N_STREAMS caches (cached events) */
+	uint64_t pool[N_STREAMS][8];    /* addresses seen, to make cache hits */
 	struct tf_record *want;         /* expected records, in file order */
 	size_t n_want;
 	uint64_t seq;                   /* last global seq */
@@ -114,6 +118,24 @@ static struct tf_record *stream_rec(struct state *g, uint32_t stream, enum tf_ta
 	return r;
 }
 
+/* An address for a cached event: mostly one seen before in the stream. */
+static uint64_t pool_addr(struct state *g, struct script *s, uint32_t sid)
+{
+	uint8_t b = (uint8_t)take(s, 1);
+	uint64_t a = b < 192 ? g->pool[sid][b % 8] : take_u64(s);
+
+	g->pool[sid][b % 8] = a;
+	return a;
+}
+
+/* A size: mostly small (size classes), sometimes any. */
+static uint64_t take_size(struct script *s)
+{
+	uint8_t b = (uint8_t)take(s, 1);
+
+	return b < 224 ? b * 9u : take_u64(s);
+}
+
 static uint64_t next_seq(struct state *g, struct script *s)
 {
 	g->seq += 1 + take(s, 1) % 4;
@@ -132,7 +154,7 @@ static int step(struct state *g, struct script *s)
 	struct tf_record *r;
 	size_t n = 0;
 
-	switch (op % 9) {
+	switch (op % 12) {
 	case 0:
 		r = stream_rec(g, sid, TF_TAG_THREAD);
 		buf = tb_room(&g->payload, 4096);
@@ -221,6 +243,36 @@ static int step(struct state *g, struct script *s)
 				r->u.tick.time_ns, r->u.tick.rss_bytes);
 		g->raw.len += n;
 		return 1;
+	case 9: /* cached ALLOC */
+		r = stream_rec(g, sid, TF_TAG_ALLOC);
+		buf = tb_room(&g->payload, 4096);
+		r->seq = next_seq(g, s);
+		r->u.alloc.kind = (uint8_t)(take(s, 1) % TF_KIND_FREE);
+		r->u.alloc.node = (uint32_t)take(s, 2);
+		r->u.alloc.size = take_size(s);
+		r->u.alloc.addr = pool_addr(g, s, sid);
+		n = tf_enc_alloc_c(buf, st, &g->cache[sid], r->seq, r->u.alloc.kind,
+				   r->u.alloc.node, r->u.alloc.size, r->u.alloc.addr);
+		break;
+	case 10: /* cached FREE */
+		r = stream_rec(g, sid, TF_TAG_FREE);
+		buf = tb_room(&g->payload, 4096);
+		r->seq = next_seq(g, s);
+		r->u.free.kind = take(s, 1) & 1 ? TF_KIND_REALLOC : TF_KIND_FREE;
+		r->u.free.addr = pool_addr(g, s, sid);
+		if (r->u.free.addr == 0)
+			r->u.free.addr = 16;
+		n = tf_enc_free_c(buf, st, &g->cache[sid], r->seq, r->u.free.kind,
+				  r->u.free.addr);
+		break;
+	case 11: { /* a failed realloc: its FREE is encoded, then undone */
+		struct tf_stream_state saved = *st;
+		uint64_t a = pool_addr(g, s, sid);
+		tf_enc_free_c(tb_room(&g->payload, 4096), st, &g->cache[sid], next_seq(g, s),
+			      TF_KIND_REALLOC, a ? a : 16);
+		*st = saved;
+		return 1;
+	}
 	case 7: /* end the open chunk */
 		close_chunk(g);
 		return 1;
@@ -323,7 +375,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&g, 0, sizeof(g));
 	g.open_stream = -1;
 	g.want = calloc(2 * size + 8, sizeof(*g.want)); /* <= 2 records per byte */
-	CHECK(g.want);
+	g.cache = calloc(N_STREAMS, sizeof(*g.cache));
+	CHECK(g.want && g.cache);
+	for (int i = 0; i < N_STREAMS; i++)
+		tf_enc_cache_reset(&g.cache[i]);
 
 	r = &g.want[g.n_want++];
 	r->tag = TF_TAG_PROCESS;
@@ -371,5 +426,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tb_release(&g.raw);
 	tb_release(&g.payload);
 	free(g.want);
+	free(g.cache);
 	return 0;
 }

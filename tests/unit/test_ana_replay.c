@@ -89,9 +89,9 @@ static void test_cross_thread(void **state)
 	assert_int_equal(p->totals.inconsistent, 0);
 	assert_int_equal(p->totals.late_events, 0);
 
-	const struct ana_node *n2 = ana_profile_node(p, 2), *n3 = ana_profile_node(p, 3);
-	assert_non_null(n2);
-	assert_non_null(n3);
+	assert_non_null(ana_profile_node(p, 2));
+	assert_non_null(ana_profile_node(p, 3));
+	const struct ana_site *n2 = ana_profile_site(p, 2), *n3 = ana_profile_site(p, 3);
 	assert_int_equal(n2->alloc_calls, 2);
 	assert_int_equal(n2->alloc_bytes, 210);
 	assert_int_equal(n2->temp_calls, 0);
@@ -105,7 +105,7 @@ static void test_cross_thread(void **state)
 	assert_int_equal(n3->peak_blocks, 1);
 	assert_int_equal(n3->peak_bytes, 50);
 	assert_int_equal(n3->live_blocks, 0);
-	assert_int_equal(ana_profile_node(p, 1)->alloc_calls, 0);
+	assert_int_equal(ana_profile_site(p, 1)->alloc_calls, 0);
 	assert_int_equal(ana_profile_mark_used(p), 3);
 	ana_profile_free(p);
 	tb_free_all(b);
@@ -145,8 +145,8 @@ static void test_watermark(void **state)
 	assert_int_equal(p->totals.leaked_allocations, 1);
 	/* P: stream 0 made no other allocation before its free (R is seq 5). */
 	assert_int_equal(p->totals.temporary, 2);
-	assert_int_equal(ana_profile_node(p, 1)->peak_bytes, 1000);
-	assert_int_equal(ana_profile_node(p, 2)->peak_bytes, 24);
+	assert_int_equal(ana_profile_site(p, 1)->peak_bytes, 1000);
+	assert_int_equal(ana_profile_site(p, 2)->peak_bytes, 24);
 	ana_profile_free(p);
 	tb_free_all(b);
 }
@@ -459,7 +459,7 @@ static void test_random_model(void **state)
 	assert_int_equal(p->totals.inconsistent, 0);
 	assert_int_equal(p->totals.late_events, 0);
 	for (uint32_t n = 1; n <= RND_NODES; n++) {
-		const struct ana_node *nd = ana_profile_node(p, n);
+		const struct ana_site *nd = ana_profile_site(p, n);
 		assert_int_equal(nd->alloc_calls, calls[n]);
 		assert_int_equal(nd->temp_calls, temp[n]);
 		assert_int_equal(nd->peak_blocks, peak_b[n]);
@@ -468,6 +468,212 @@ static void test_random_model(void **state)
 		assert_int_equal(nd->live_bytes, live_n[n]);
 	}
 	ana_profile_free(p);
+	tb_free_all(b);
+}
+
+/* Node ids: 1, 2, 3... need no index until an allocation without a
+ * backtrace (synthetic node, id 0) or an id out of order arrives; lookups
+ * stay right across both switches. */
+static void test_node_ids(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+
+	tb_node(b, 0, 1, 0, 0x400100);
+	tb_node(b, 0, 2, 1, 0x400200);
+	tb_alloc(b, 0, 1, TF_KIND_MALLOC, 2, 10, P);
+	tb_alloc(b, 0, 2, TF_KIND_MALLOC, 0, 20, Q); /* no backtrace */
+	tb_flush(b, 0);
+	tb_tick(b, 3, 10, 0);
+	tb_node(b, 0, 3, 2, 0x400300);
+	tb_node(b, 0, 9, 3, 0x400900);               /* out of order */
+	tb_alloc(b, 0, 3, TF_KIND_MALLOC, 3, 30, R);
+	tb_alloc(b, 0, 4, TF_KIND_MALLOC, 9, 40, R + 0x100);
+	tb_flush(b, 0);
+	tb_end(b, 5, 4);
+	tb_finish(b);
+
+	struct ana_profile *p = replay(b, 0);
+	assert_true(p->ids_indexed);
+	assert_int_equal(ana_profile_site(p, 2)->alloc_bytes, 10);
+	assert_int_equal(ana_profile_site(p, 3)->alloc_bytes, 30);
+	assert_int_equal(ana_profile_site(p, 9)->alloc_bytes, 40);
+	assert_int_equal(ana_profile_site(p, 1)->alloc_calls, 0);
+	assert_null(ana_profile_node(p, 4));
+	const struct ana_node *n9 = ana_profile_node(p, 9);
+	assert_non_null(n9);
+	assert_int_equal(n9->addr, 0x400900);
+	assert_int_equal(ana_profile_parent_id(p, n9), 3);
+	assert_int_equal(ana_profile_node_id(p, (size_t)(n9 - p->nodes)), 9);
+	/* the synthetic node sits between 2 and 3, with id 0 */
+	assert_int_equal(ana_profile_node_id(p, 2), 0);
+	assert_int_equal(p->sites[p->nodes[2].site].alloc_bytes, 20);
+	assert_int_equal(ana_profile_mark_used(p), 5);
+	ana_profile_free(p);
+	tb_free_all(b);
+}
+
+/* Many live blocks (the live table grows by doubling and deletes by
+ * backward shift), addresses that collide in the low bits, node ids that
+ * start dense and turn sparse (the id index moves to the hash map), and a
+ * trace long enough for several decoding batches (the decoding thread):
+ * against a model. */
+#define ML_BLOCKS 150000
+#define ML_NODES 40
+
+static void test_many_live(void **state)
+{
+	(void)state;
+	static uint8_t live[ML_BLOCKS];
+	static uint64_t size_of[ML_BLOCKS];
+	static uint8_t node_of[ML_BLOCKS];
+	uint64_t live_b[ML_NODES] = { 0 }, live_n[ML_NODES] = { 0 };
+	uint64_t peak_b[ML_NODES] = { 0 }, peak_n[ML_NODES] = { 0 }, calls[ML_NODES] = { 0 };
+	uint64_t heap = 0, peak = 0, seq = 0, frees = 0;
+	uint32_t ids[ML_NODES];
+	unsigned seed = 777;
+	struct tb *b = tb_new();
+
+	/* Half the ids dense from 1, then far apart. */
+	for (int n = 0; n < ML_NODES; n++) {
+		ids[n] = n < ML_NODES / 2 ? (uint32_t)n + 1 : 1000000u * (uint32_t)n;
+		tb_node(b, 0, ids[n], 0, 0x400000 + (uint64_t)n * 16);
+	}
+	memset(live, 0, sizeof(live));
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < ML_BLOCKS; i++) {
+			int k = round ? rand_r(&seed) % ML_BLOCKS : i;
+			/* Two address families that agree in their low 20 bits. */
+			uint64_t addr = (k & 1 ? 0x7f0000000000ull : 0x550000000000ull) +
+					(uint64_t)(k >> 1) * 0x100000 + 0x10;
+			seq++;
+			if (live[k]) {
+				tb_free(b, 0, seq, TF_KIND_FREE, addr);
+				frees++;
+				live[k] = 0;
+				live_b[node_of[k]]--;
+				live_n[node_of[k]] -= size_of[k];
+				heap -= size_of[k];
+			} else {
+				int n = rand_r(&seed) % ML_NODES;
+				uint64_t sz = 16 + (uint64_t)(rand_r(&seed) % 500);
+				tb_alloc(b, 0, seq, TF_KIND_MALLOC, ids[n], sz, addr);
+				calls[n]++;
+				live[k] = 1;
+				node_of[k] = (uint8_t)n;
+				size_of[k] = sz;
+				live_b[n]++;
+				live_n[n] += sz;
+				heap += sz;
+				if (heap > peak) {
+					peak = heap;
+					memcpy(peak_b, live_b, sizeof(peak_b));
+					memcpy(peak_n, live_n, sizeof(peak_n));
+				}
+			}
+			if (b->clen[0] + 64 > TB_CHUNK_CAP)
+				tb_flush(b, 0);
+			if (seq % 5000 == 0) {
+				tb_flush(b, 0);
+				tb_tick(b, seq + 1, seq, 0);
+			}
+		}
+	}
+	tb_flush(b, 0);
+	tb_end(b, seq + 1, seq);
+	tb_finish(b);
+
+	struct ana_profile *p = replay(b, 0);
+	assert_true(p->complete);
+	assert_int_equal(p->totals.frees, frees);
+	assert_int_equal(p->totals.allocations, seq - frees);
+	assert_int_equal(p->totals.peak_heap_bytes, peak);
+	assert_int_equal(p->totals.leaked_bytes, heap);
+	assert_int_equal(p->totals.unmatched_frees, 0);
+	assert_int_equal(p->totals.inconsistent, 0);
+	assert_true(p->dense_off);
+	for (int n = 0; n < ML_NODES; n++) {
+		const struct ana_site *st = ana_profile_site(p, ids[n]);
+		assert_int_equal(st->alloc_calls, calls[n]);
+		assert_int_equal(st->live_blocks, live_b[n]);
+		assert_int_equal(st->live_bytes, live_n[n]);
+		assert_int_equal(st->peak_blocks, peak_b[n]);
+		assert_int_equal(st->peak_bytes, peak_n[n]);
+		assert_int_equal(ana_profile_node(p, ids[n])->addr, 0x400000 + (uint64_t)n * 16);
+	}
+	ana_profile_free(p);
+
+	/* Cut anywhere after the first batches: a clean truncated replay. */
+	for (size_t len = b->file_len / 3; len < b->file_len; len += b->file_len / 3) {
+		char err[256] = "";
+		p = NULL;
+		int rc = ana_replay_mem(b->file, len, "cut", NULL, &p, err, sizeof(err));
+		assert_int_equal(rc, 0);
+		assert_false(p->complete);
+		assert_true(p->totals.allocations > 0);
+		ana_profile_free(p);
+	}
+	tb_free_all(b);
+}
+
+/* The database of `memana report TRACE` (only the top sites of each list)
+ * reads like the database of every site, ties included. */
+static void test_report_subset(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+	char path[] = "/tmp/test_ana_replay.XXXXXX";
+	int fd = mkstemp(path);
+	char err[512] = "";
+	uint64_t seq = 0;
+
+	/* 30 sites with equal and different counts and bytes, under a
+	 * shared parent. */
+	tb_node(b, 0, 1, 0, 0x400000);
+	for (uint32_t n = 2; n <= 31; n++)
+		tb_node(b, 0, n, 1, 0x400100 + n);
+	for (uint32_t n = 2; n <= 31; n++)
+		for (uint32_t k = 0; k < n % 4 + 1; k++) {
+			uint64_t addr = 0x10000 + (uint64_t)n * 0x1000 + k * 0x40;
+			tb_alloc(b, 0, ++seq, TF_KIND_MALLOC, n, 8 * (n % 3 + 1), addr);
+			if ((n + k) % 3 == 0)
+				tb_free(b, 0, ++seq, TF_KIND_FREE, addr);
+		}
+	tb_flush(b, 0);
+	tb_end(b, seq + 1, seq);
+	tb_finish(b);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, b->file, b->file_len), (ssize_t)b->file_len);
+	close(fd);
+
+	for (unsigned top = 0; top <= 12; top += 3) {
+		struct ana_ingest_opts sub = { .report_only = true, .report_top = top };
+		struct ana_db *db_all = NULL, *db_sub = NULL;
+		struct ana_report *all = NULL, *part = NULL;
+
+		if (ana_ingest(path, ":memory:", NULL, &db_all, NULL, err, sizeof(err)) < 0 ||
+		    ana_ingest(path, ":memory:", &sub, &db_sub, NULL, err, sizeof(err)) < 0)
+			fail_msg("ingest: %s", err);
+		assert_int_equal(ana_report_load(db_all, "all", top, &all, err, sizeof(err)), 0);
+		assert_int_equal(ana_report_load(db_sub, "sub", top, &part, err, sizeof(err)), 0);
+		for (int l = 0; l < ANA_N_LISTS; l++) {
+			assert_int_equal(all->n_sites[l], part->n_sites[l]);
+			assert_true(all->n_sites[l] <= top);
+			for (size_t i = 0; i < all->n_sites[l]; i++) {
+				assert_int_equal(all->sites[l][i].node_id, part->sites[l][i].node_id);
+				assert_int_equal(all->sites[l][i].calls, part->sites[l][i].calls);
+				assert_int_equal(all->sites[l][i].bytes, part->sites[l][i].bytes);
+				assert_int_equal(all->sites[l][i].n_frames, part->sites[l][i].n_frames);
+			}
+		}
+		assert_int_equal(all->peak_heap_bytes, part->peak_heap_bytes);
+		assert_int_equal(all->leaked_bytes, part->leaked_bytes);
+		ana_report_free(all);
+		ana_report_free(part);
+		ana_db_free(db_all);
+		ana_db_free(db_sub);
+	}
+	unlink(path);
 	tb_free_all(b);
 }
 
@@ -516,6 +722,9 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_ingest_report),
 		cmocka_unit_test(test_random_model),
+		cmocka_unit_test(test_node_ids),
+		cmocka_unit_test(test_many_live),
+		cmocka_unit_test(test_report_subset),
 		cmocka_unit_test(test_util),
 	};
 

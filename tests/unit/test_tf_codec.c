@@ -146,6 +146,29 @@ static void raw_end(struct tb *raw, uint64_t t, uint64_t n)
 	raw->len += tf_enc_end(tb_room(raw, TF_MAX_EVENT_BYTES), t, n);
 }
 
+/* Stream 2 of small_raw(): one event of every cached form (docs "Cached
+ * events"); the comments name the form each takes. */
+#define CA 0x600000001000ull
+#define CB 0x600000002000ull
+static void small_cached(struct tb *raw, struct tb *p)
+{
+	static struct tf_enc_cache c;
+	struct tf_stream_state s2 = { 0 };
+
+	memset(&c, 0, sizeof(c));
+	tf_enc_cache_reset(&c);
+	p->len = 0;
+	p->len += tf_enc_thread(tb_room(p, 64), &s2, 12, 102, "cached", 6);
+	p->len += tf_enc_alloc_c(tb_room(p, 64), &s2, &c, 13, TF_KIND_MALLOC, 2, 40, CA); /* ADDR */
+	p->len += tf_enc_free_c(tb_room(p, 64), &s2, &c, 14, TF_KIND_FREE, CA);        /* REF 0 */
+	p->len += tf_enc_alloc_c(tb_room(p, 64), &s2, &c, 15, TF_KIND_MALLOC, 2, 36, CA); /* TOP */
+	p->len += tf_enc_free_c(tb_room(p, 64), &s2, &c, 17, TF_KIND_FREE, CB);        /* ADDR */
+	p->len += tf_enc_alloc_c(tb_room(p, 64), &s2, &c, 18, TF_KIND_CALLOC, 2, 5000, CB); /* RECENT 0 */
+	p->len += tf_enc_free_c(tb_room(p, 64), &s2, &c, 19, TF_KIND_REALLOC, CA);     /* REF 1 */
+	p->len += tf_enc_alloc_c(tb_room(p, 64), &s2, &c, 20, TF_KIND_REALLOC, 2, 64, CA); /* RECENT 0 */
+	raw_chunk(raw, 2, p);
+}
+
 /* A small valid trace: two threads, nodes, allocs, frees, a module, ticks;
  * returns its decompressed record stream in raw. */
 static void small_raw(struct tb *raw)
@@ -178,6 +201,7 @@ static void small_raw(struct tb *raw)
 	p.len += tf_enc_alloc(tb_room(&p, 64), &s0, 9, TF_KIND_REALLOC, 2, 480, 0x5555555a0200ull);
 	p.len += tf_enc_unload(tb_room(&p, 64), &s0, 10, 1);
 	raw_chunk(raw, 0, &p);
+	small_cached(raw, &p);
 	raw_tick(raw, 11, 20000000, 2 << 20);
 	raw_end(raw, 25000000, 6);
 	tb_release(&p);
@@ -461,7 +485,7 @@ static void test_roundtrip_stored_blocks(void **state)
 	tb_trace_stored(&b, raw.p, raw.len, 7);
 	assert_int_equal(decode_all(a.p, a.len, ra, 64, &na), 0);
 	assert_int_equal(decode_all(b.p, b.len, rb, 64, &nb), 0);
-	assert_int_equal(na, 20);
+	assert_int_equal(na, 29);
 	assert_int_equal(na, nb);
 	for (size_t i = 0; i < na; i++) {
 		assert_int_equal(ra[i].tag, rb[i].tag);
@@ -579,7 +603,7 @@ static void test_open_path(void **state)
 	while ((rc = tf_dec_next(dec, &rec)) == 1)
 		n++;
 	assert_int_equal(rc, 0);
-	assert_int_equal(n, 20);
+	assert_int_equal(n, 29);
 	assert_true(tf_dec_file_offset(dec) == file.len);
 	tf_dec_free(dec);
 	unlink(path);
@@ -905,6 +929,160 @@ static void sweep_prefixes(const struct tb *file)
 	assert_int_equal(prev_n, n_full);
 }
 
+/* ---- cached events ------------------------------------------------------ */
+
+/* Encode a cached event, check its wire tag, decode it back in a trace. */
+static void test_cached_events(void **state)
+{
+	struct tb raw = { 0 }, file = { 0 }, p = { 0 };
+	static struct tf_record recs[64];
+	static const uint8_t want_tag[] = { TF_TAG_ALLOC_ADDR | TF_TF_SEQ1, TF_TAG_FREE_REF | TF_TF_SEQ1,
+		TF_TAG_ALLOC_TOP | TF_TF_SEQ1, TF_TAG_FREE_ADDR, TF_TAG_ALLOC_RECENT | TF_TF_SEQ1 | TF_TF_KIND,
+		TF_TAG_FREE_REF | TF_TF_SEQ1 | TF_TF_REALLOC,
+		TF_TAG_ALLOC_RECENT | TF_TF_SEQ1 | TF_TF_KIND };
+	static const uint64_t want_addr[] = { CA, CA, CA, CB, CB, CA, CA };
+	size_t n;
+	(void)state;
+
+	/* the forms, by their tags and decoded values (small_raw's stream 2) */
+	raw_process(&raw);
+	small_cached(&raw, &p);
+	raw_end(&raw, 1, 7);
+	tb_trace(&file, raw.p, raw.len, NULL, 0, 1);
+	assert_int_equal(decode_all(file.p, file.len, recs, 64, &n), 0);
+	assert_int_equal(n, 11); /* process, chunk, thread, 7 events, end */
+	for (size_t i = 0; i < 7; i++) {
+		const struct tf_record *r = &recs[3 + i];
+		assert_int_equal(raw.p[r->off], want_tag[i]);
+		assert_int_equal(r->stream, 2);
+		if (i % 2 == 0) {
+			assert_int_equal(r->tag, TF_TAG_ALLOC);
+			assert_int_equal(r->u.alloc.addr, want_addr[i]);
+			assert_int_equal(r->u.alloc.node, 2);
+		} else {
+			assert_int_equal(r->tag, TF_TAG_FREE);
+			assert_int_equal(r->u.free.addr, want_addr[i]);
+		}
+	}
+	assert_int_equal(recs[3].seq, 13);
+	assert_int_equal(recs[6].seq, 17);
+	assert_int_equal(recs[6].u.free.kind, TF_KIND_FREE);
+	assert_int_equal(recs[7].u.alloc.kind, TF_KIND_CALLOC);
+	assert_int_equal(recs[7].u.alloc.size, 5000);
+	assert_int_equal(recs[8].u.free.kind, TF_KIND_REALLOC);
+	assert_int_equal(recs[9].u.alloc.kind, TF_KIND_REALLOC);
+	assert_int_equal(recs[9].u.alloc.size, 64);
+
+	/* the back-reference window: TF_REF_WINDOW + 1 ALLOCs, then a FREE of
+	 * the first (beyond: by address) and of the second (back 4095); a
+	 * failed realloc's FREE undone by restoring the state; a failed alloc
+	 * (address 0) is never referenced */
+	static struct tf_enc_cache c;
+	struct tf_stream_state st = { 0 };
+	uint64_t seq = 1;
+	memset(&c, 0, sizeof(c));
+	tf_enc_cache_reset(&c);
+	raw.len = 0;
+	p.len = 0;
+	raw_process(&raw);
+	p.len += tf_enc_thread(tb_room(&p, 64), &st, seq++, 1, "w", 1);
+	p.len += tf_enc_alloc_c(tb_room(&p, 64), &st, &c, seq++, TF_KIND_MALLOC, 0, 8, 0);
+	for (uint64_t i = 0; i <= TF_REF_WINDOW; i++) /* 0x10000, 0x11000, 0x20000... */
+		p.len += tf_enc_alloc_c(tb_room(&p, 64), &st, &c, seq++, TF_KIND_MALLOC, 1, 2000,
+					i < 2 ? 0x10000 + 0x1000 * i : 0x20000);
+	size_t at_far = p.len;
+	p.len += tf_enc_free_c(tb_room(&p, 64), &st, &c, seq++, TF_KIND_FREE, 0x10000);
+	size_t at_edge = p.len;
+	p.len += tf_enc_free_c(tb_room(&p, 64), &st, &c, seq++, TF_KIND_FREE, 0x11000);
+	struct tf_stream_state saved = st;
+	tf_enc_free_c(tb_room(&p, 64), &st, &c, seq++, TF_KIND_REALLOC, 0x12000);
+	st = saved;
+	size_t at_after = p.len;
+	p.len += tf_enc_alloc_c(tb_room(&p, 64), &st, &c, seq++, TF_KIND_MALLOC, 1, 2000, 0x11000);
+	p.len += tf_enc_free_c(tb_room(&p, 64), &st, &c, seq++, TF_KIND_FREE, 0x12000);
+	assert_int_equal(p.p[at_far] & TF_TAG_FORM_MASK, TF_TAG_FREE_ADDR);
+	assert_int_equal(p.p[at_edge] & TF_TAG_FORM_MASK, TF_TAG_FREE_REF);
+	assert_int_equal(p.p[at_edge + 1], 0xff); /* back 4095 = ff 1f */
+	assert_int_equal(p.p[at_edge + 2], 0x1f);
+	assert_int_equal(p.p[at_after] & TF_TAG_FORM_MASK, TF_TAG_ALLOC_TOP);
+	raw_chunk(&raw, 0, &p);
+	raw_end(&raw, 1, 0);
+	file.len = 0;
+	tb_trace(&file, raw.p, raw.len, NULL, 0, 1);
+	static struct tf_record all[TF_REF_WINDOW + 16];
+	assert_int_equal(decode_all(file.p, file.len, all, TF_REF_WINDOW + 16, &n), 0);
+	size_t e = 4 + TF_REF_WINDOW + 1; /* process chunk thread alloc(0) 4097 allocs */
+	assert_int_equal(all[3].u.alloc.addr, 0);
+	assert_int_equal(all[e].u.free.addr, 0x10000);
+	assert_int_equal(all[e + 1].u.free.addr, 0x11000);
+	assert_int_equal(all[e + 2].u.alloc.addr, 0x11000);
+	assert_int_equal(all[e + 3].u.free.addr, 0x12000);
+	assert_int_equal(all[e + 3].seq, all[e + 2].seq + 1);
+
+	tb_release(&raw);
+	tb_release(&file);
+	tb_release(&p);
+}
+
+/* Malformed cached events: each inside an otherwise valid chunk, after
+ * THREAD and, where given, one ALLOC (ADDR form, size 40, address 0x1000)
+ * and its FREE (REF form). */
+static void test_cached_malformed(void **state)
+{
+	struct tb raw = { 0 }, p = { 0 };
+	struct {
+		const char *name;
+		int prefix; /* 0: THREAD only; 1: + ALLOC; 2: + ALLOC + FREE */
+		const uint8_t *bytes;
+		size_t len;
+		int code;
+	} bad[] = {
+		{ "free back-reference in an empty stream", 0, (const uint8_t *)"\x21\x00", 2, -CM_E_CORRUPT },
+		{ "free back-reference beyond the allocs", 1, (const uint8_t *)"\x21\x01", 2, -CM_E_CORRUPT },
+		{ "free back-reference beyond the window", 1, (const uint8_t *)"\x21\x80\x20", 3, -CM_E_CORRUPT },
+		{ "free of address 0 by delta", 0, (const uint8_t *)"\x25\x00", 2, -CM_E_CORRUPT },
+		{ "alloc from an empty class", 0, (const uint8_t *)"\x35\x01\x28\x00", 4, -CM_E_CORRUPT },
+		{ "alloc class index beyond", 2, (const uint8_t *)"\x35\x01\x28\x01", 4, -CM_E_CORRUPT },
+		{ "alloc from a class of no size", 2, (const uint8_t *)"\x35\x01\x88\x27\x00", 5, -CM_E_CORRUPT },
+		{ "alloc recent index beyond", 2, (const uint8_t *)"\x39\x01\x28\x01", 4, -CM_E_CORRUPT },
+		{ "alloc kind 9", 0, (const uint8_t *)"\x33\x09\x01\x28\x00", 5, -CM_E_CORRUPT },
+		{ "alloc seq delta 0", 0, (const uint8_t *)"\x30\x00\x01\x28\x00", 5, -CM_E_CORRUPT },
+		{ "alloc from an empty class's top", 0, (const uint8_t *)"\x3d\x01\x28", 3, -CM_E_CORRUPT },
+		{ "class index overflowing", 2, (const uint8_t *)"\x35\x01\x28\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 14, -CM_E_CORRUPT },
+		{ "unused tag 0x40", 0, (const uint8_t *)"\x40\x01", 2, -CM_E_CORRUPT },
+		{ "unused tag 0x28", 0, (const uint8_t *)"\x28\x01", 2, -CM_E_CORRUPT },
+		{ "cached alloc crosses the chunk end", 0, (const uint8_t *)"\x31\x01", 2, -CM_E_CORRUPT },
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct tf_stream_state st = { 0 };
+		static struct tf_enc_cache c;
+		memset(&c, 0, sizeof(c));
+		tf_enc_cache_reset(&c);
+		raw.len = 0;
+		p.len = 0;
+		raw_process(&raw);
+		p.len += tf_enc_thread(tb_room(&p, 64), &st, 1, 7, "t", 1);
+		if (bad[i].prefix >= 1)
+			p.len += tf_enc_alloc_c(tb_room(&p, 64), &st, &c, 2, TF_KIND_MALLOC, 1, 40,
+						0x1000);
+		if (bad[i].prefix >= 2)
+			p.len += tf_enc_free_c(tb_room(&p, 64), &st, &c, 3, TF_KIND_FREE, 0x1000);
+		size_t rec_off = p.len;
+		tb_put(&p, bad[i].bytes, bad[i].len);
+		uint8_t head[TF_MAX_EVENT_BYTES];
+		size_t hn = tf_enc_chunk_head(head, 0, (uint32_t)p.len);
+		size_t at = raw.len + hn + rec_off;
+		raw_chunk(&raw, 0, &p);
+		raw_end(&raw, 1, 0);
+		print_message("# %s\n", bad[i].name);
+		expect_error(&raw, bad[i].code, (long long)at, NULL);
+	}
+	tb_release(&raw);
+	tb_release(&p);
+}
+
 static void test_every_prefix(void **state)
 {
 	struct tb raw = { 0 }, a = { 0 }, b = { 0 }, c = { 0 };
@@ -1026,6 +1204,8 @@ int main(void)
 		cmocka_unit_test(test_open_path),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_cached_events),
+		cmocka_unit_test(test_cached_malformed),
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_every_flip),
 		cmocka_unit_test(test_legacy_frame_refused),
