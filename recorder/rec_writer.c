@@ -16,12 +16,13 @@
 #include "rec_writer.h"
 #include "tf_enc.h"
 
-/* zstd level: REC_ZSTD_LEVEL (a third smaller traces than level 3 on real
- * programs, at ~3x the CPU per byte) unless the process keeps its CPUs
- * busy: when it used more than (CPUs - 1/2) cores since the last periodic
- * flush, REC_ZSTD_LEVEL_FAST, and back below (CPUs - 1) cores. A change
- * ends the zstd frame (the level is set between frames). -D for
- * experiments. */
+/* zstd level: REC_ZSTD_LEVEL (traces of real programs a quarter to a third
+ * smaller than level 3, at ~3x the CPU per byte) while the records compress
+ * at least 3x and the process leaves a CPU free; REC_ZSTD_LEVEL_FAST when
+ * they compress less than 2.5x (level 6 gains little there) or the process
+ * used more than (CPUs - 1/2) cores since the last periodic flush. Between
+ * the thresholds the level stays. A change ends the zstd frame (the level is
+ * set between frames). -D for experiments. */
 #ifndef REC_ZSTD_LEVEL
 #define REC_ZSTD_LEVEL 6
 #endif
@@ -48,6 +49,8 @@ static struct {
 	int level;               /* zstd level of the current frame */
 	unsigned n_cpus;         /* CPUs the process may run on */
 	uint64_t cpu_ns_flush;   /* process CPU time at the last periodic flush */
+	uint64_t in_bytes, out_bytes; /* fed to zstd, written by it (monotonic) */
+	uint64_t in_bytes_flush, out_bytes_flush; /* the same at that flush */
 	int err;                 /* sticky: writing failed, data is dropped */
 	uint64_t watermark;      /* last TICK watermark (monotonic) */
 	uint64_t last_flush_ns;  /* CLOCK_MONOTONIC of the last flush */
@@ -181,6 +184,7 @@ int rec_writer_init(int fd, const char *path)
 	g_w.level = REC_ZSTD_LEVEL;
 	g_w.n_cpus = n_cpus();
 	g_w.cpu_ns_flush = process_cpu_ns();
+	g_w.in_bytes = g_w.out_bytes = g_w.in_bytes_flush = g_w.out_bytes_flush = 0;
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_compressionLevel,
 						REC_ZSTD_LEVEL)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(g_w.cctx, ZSTD_c_windowLog, (int)g_w.window_log)))
@@ -250,6 +254,7 @@ static void zput(const void *data, size_t len, ZSTD_EndDirective mode)
 
 	if (g_w.err)
 		return;
+	g_w.in_bytes += len;
 	for (;;) {
 		ZSTD_outBuffer out = { g_w.out, g_w.out_cap, 0 };
 		size_t r = ZSTD_compressStream2(g_w.cctx, &out, &in, mode);
@@ -258,6 +263,7 @@ static void zput(const void *data, size_t len, ZSTD_EndDirective mode)
 			rec_log(REC_LOG_ERROR, "zstd: %s; recording stops", ZSTD_getErrorName(r));
 			return;
 		}
+		g_w.out_bytes += out.pos;
 		write_out(g_w.out, out.pos);
 		if (g_w.err)
 			return;
@@ -273,12 +279,15 @@ static void zlevel_flush(uint64_t now)
 {
 	uint64_t cpu = process_cpu_ns(), ns = now - g_w.last_flush_ns;
 	uint64_t used = cpu - g_w.cpu_ns_flush; /* ns of CPU in ns of wall */
+	uint64_t in = g_w.in_bytes - g_w.in_bytes_flush, out = g_w.out_bytes - g_w.out_bytes_flush;
 	int want = g_w.level;
 
 	g_w.cpu_ns_flush = cpu;
-	if (2 * used > (2 * (uint64_t)g_w.n_cpus - 1) * ns)
-		want = REC_ZSTD_LEVEL_FAST;
-	else if (used < ((uint64_t)g_w.n_cpus - 1) * ns)
+	g_w.in_bytes_flush = g_w.in_bytes;
+	g_w.out_bytes_flush = g_w.out_bytes;
+	if (2 * used > (2 * (uint64_t)g_w.n_cpus - 1) * ns || 2 * in < 5 * out)
+		want = REC_ZSTD_LEVEL_FAST; /* CPUs busy, or records that compress < 2.5x */
+	else if (used < ((uint64_t)g_w.n_cpus - 1) * ns && in >= 3 * out)
 		want = REC_ZSTD_LEVEL;
 	if (want == g_w.level) {
 		zput(NULL, 0, ZSTD_e_flush);
