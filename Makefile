@@ -92,6 +92,9 @@ $(MEMREC): $(call obj,recorder/memrec.c) $(FORMATS_OBJ) $(COMMON_OBJ)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ -lzstd
 
+# The HTML report's template is linked in (.incbin): rebuild on its change.
+$(BUILD)/obj/analyzer/ana_html.o: analyzer/html/report.html
+
 $(MEMANA): $(call obj,analyzer/memana.c) $(ANA_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_OBJ)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(ANA_LIBS)
@@ -102,7 +105,8 @@ $(MEMANA): $(call obj,analyzer/memana.c) $(ANA_LIB_OBJ) $(FORMATS_OBJ) $(COMMON_
 PROG_C := $(wildcard tests/progs/*.c)
 PROG_CXX := $(wildcard tests/progs/*.cpp)
 PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
-	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
+	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX)) \
+	$(BUILD)/tests/progs/gt_diff_v2
 PROG_CFLAGS := -g -O0 -fno-omit-frame-pointer -fno-inline -pthread
 # dlopen plugins of the tests: tests/progs/plugins/NAME.c -> libNAME.so
 PLUGIN_C := $(wildcard tests/progs/plugins/*.c)
@@ -124,6 +128,12 @@ $(BUILD)/tests/progs/%: tests/progs/%.cpp | $(BUILD)/.dirs
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  CXX     $<"
 	$(Q)$(CXX) $(PROG_CFLAGS) -Wall -o $@ $<
+
+# The second build of gt_diff (tests/e2e/3104-diff.sh): one site doubles.
+$(BUILD)/tests/progs/gt_diff_v2: tests/progs/gt_diff.c | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CC      $< (FACTOR=2)"
+	$(Q)$(CC) -std=gnu11 $(PROG_CFLAGS) -DFACTOR=2 -Wall -o $@ $<
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))

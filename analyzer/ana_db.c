@@ -11,6 +11,7 @@
 #include "ana_db.h"
 #include "ana_sym.h"
 #include "cm_err.h"
+#include "tf_dec.h"
 
 #ifndef MEMANA_VERSION
 #define MEMANA_VERSION "0.1"
@@ -20,8 +21,10 @@ struct ana_db {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *tick;   /* INSERT INTO ticks */
+	sqlite3_stmt *block;  /* INSERT INTO allocations (ana_db_begin_blocks()) */
 	int in_txn;
 	int tick_err;
+	int blocks_on;        /* allocation rows are written */
 };
 
 static const char schema_sql[] =
@@ -47,6 +50,18 @@ static const char schema_sql[] =
 	"  leaked_blocks INTEGER NOT NULL, leaked_bytes INTEGER NOT NULL);\n"
 	"CREATE TABLE ticks(time_ns INTEGER NOT NULL, heap_bytes INTEGER NOT NULL,\n"
 	"  rss_bytes INTEGER NOT NULL);\n"
+	"CREATE TABLE histogram(kind TEXT NOT NULL, bucket INTEGER NOT NULL,\n"
+	"  lo INTEGER NOT NULL, hi INTEGER NOT NULL, count INTEGER NOT NULL,\n"
+	"  bytes INTEGER NOT NULL, PRIMARY KEY(kind, bucket)) WITHOUT ROWID;\n"
+	"CREATE TABLE site_histogram(node_id INTEGER NOT NULL REFERENCES sites(node_id),\n"
+	"  kind TEXT NOT NULL, bucket INTEGER NOT NULL, lo INTEGER NOT NULL,\n"
+	"  hi INTEGER NOT NULL, count INTEGER NOT NULL,\n"
+	"  PRIMARY KEY(node_id, kind, bucket)) WITHOUT ROWID;\n"
+	"CREATE TABLE allocations(id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL,\n"
+	"  stream INTEGER NOT NULL, address INTEGER NOT NULL, size INTEGER NOT NULL,\n"
+	"  kind TEXT NOT NULL, birth_seq INTEGER NOT NULL, birth_ns INTEGER NOT NULL,\n"
+	"  death_seq INTEGER, death_ns INTEGER, lifetime_ns INTEGER,\n"
+	"  lifetime_allocs INTEGER, freed_by TEXT, temporary INTEGER NOT NULL);\n"
 	"CREATE VIEW hotspots AS SELECT node_id, alloc_calls AS calls,\n"
 	"  alloc_bytes AS bytes FROM sites WHERE alloc_calls > 0\n"
 	"  ORDER BY calls DESC, bytes DESC, node_id;\n"
@@ -78,6 +93,10 @@ static const char schema_sql[] =
 	"    af.function, af.file, af.line, af.module\n"
 	"  FROM walk JOIN nodes n ON n.id = walk.node\n"
 	"  JOIN address_frames af ON af.address_id = n.address_id;\n"
+	"CREATE VIEW call_sites AS SELECT node_id, function, file, line, module\n"
+	"  FROM (SELECT *, row_number() OVER (PARTITION BY node_id\n"
+	"    ORDER BY level, inline_depth) AS rn FROM stack_frames\n"
+	"    WHERE function NOT LIKE 'operator new%') WHERE rn = 1;\n"
 	"CREATE VIEW stacks AS SELECT node_id, group_concat(function ||\n"
 	"  CASE WHEN file <> '' THEN ' at ' || file || ':' || line ELSE '' END ||\n"
 	"  CASE WHEN module <> '' THEN ' in ' || module ELSE '' END, char(10)) AS stack\n"
@@ -97,6 +116,9 @@ static void db_close(struct ana_db *db)
 	if (db->tick)
 		sqlite3_finalize(db->tick);
 	db->tick = NULL;
+	if (db->block)
+		sqlite3_finalize(db->block);
+	db->block = NULL;
 	if (db->db) {
 		if (db->in_txn)
 			sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
@@ -211,6 +233,48 @@ int ana_db_add_tick(void *ctx, uint64_t time_ns, uint64_t heap_bytes, uint64_t r
 	return 0;
 }
 
+int ana_db_begin_blocks(struct ana_db *db, char *errmsg, size_t cap)
+{
+	if (sqlite3_prepare_v2(db->db,
+			       "INSERT INTO allocations(node_id, stream, address, size, kind,"
+			       " birth_seq, birth_ns, death_seq, death_ns, lifetime_ns,"
+			       " lifetime_allocs, freed_by, temporary)"
+			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       -1, &db->block, NULL) != SQLITE_OK)
+		return db_fail(db, errmsg, cap, "cannot prepare statement");
+	db->blocks_on = 1;
+	return 0;
+}
+
+int ana_db_add_block(void *ctx, const struct ana_block *b)
+{
+	struct ana_db *db = ctx;
+	sqlite3_stmt *st = db->block;
+
+	sqlite3_bind_int64(st, 1, b->node_id);
+	sqlite3_bind_int64(st, 2, b->stream);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)b->addr);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)b->size);
+	sqlite3_bind_text(st, 5, tf_kind_name((enum tf_kind)b->kind), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)b->birth_seq);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)b->birth_ns);
+	if (b->freed) {
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)b->death_seq);
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)b->death_ns);
+		sqlite3_bind_int64(st, 10, (sqlite3_int64)(b->death_ns - b->birth_ns));
+		sqlite3_bind_int64(st, 11, (sqlite3_int64)b->lifetime_allocs);
+		sqlite3_bind_text(st, 12, tf_kind_name((enum tf_kind)b->freed_by), -1,
+				  SQLITE_STATIC);
+	} else {
+		for (int i = 8; i <= 12; i++)
+			sqlite3_bind_null(st, i);
+	}
+	sqlite3_bind_int(st, 13, b->temporary);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
+
 struct sqlite3 *ana_db_sqlite(struct ana_db *db)
 {
 	return db->db;
@@ -279,6 +343,7 @@ struct store {
 	struct ana_profile *prof;
 	struct ana_sym *sym;
 	sqlite3_stmt *meta, *module, *segment, *thread, *address, *frame, *node, *site;
+	sqlite3_stmt *hist, *site_hist;
 	uint32_t sites; /* ana_db_store()'s */
 	size_t n_registered; /* modules already in sym */
 };
@@ -340,6 +405,7 @@ static int store_meta(struct store *s, const char *trace_path)
 	CM_TRY(meta_int(s, "temporary_bytes", t->temporary_bytes));
 	CM_TRY(meta_int(s, "peak_heap_bytes", t->peak_heap_bytes));
 	CM_TRY(meta_int(s, "peak_time_ns", t->peak_time_ns));
+	CM_TRY(meta_int(s, "peak_seq", t->peak_seq));
 	CM_TRY(meta_int(s, "peak_rss_bytes", t->peak_rss_bytes));
 	CM_TRY(meta_int(s, "leaked_allocations", t->leaked_allocations));
 	CM_TRY(meta_int(s, "leaked_bytes", t->leaked_bytes));
@@ -347,6 +413,58 @@ static int store_meta(struct store *s, const char *trace_path)
 	CM_TRY(meta_int(s, "inconsistent", t->inconsistent));
 	CM_TRY(meta_int(s, "late_events", t->late_events));
 	CM_TRY(meta_int(s, "ticks", t->n_ticks));
+	CM_TRY(meta_int(s, "allocation_rows", (uint64_t)s->db->blocks_on));
+	return 0;
+}
+
+static const char *const hist_kind_name[ANA_N_HIST] = {
+	"size", "lifetime_ms", "lifetime_allocs",
+};
+
+/* The last bucket's upper bound does not fit a signed 64-bit integer. */
+static sqlite3_int64 hist_hi(unsigned b)
+{
+	uint64_t hi = ana_hist_hi(b);
+
+	return hi > INT64_MAX ? INT64_MAX : (sqlite3_int64)hi;
+}
+
+static int store_histograms(struct store *s)
+{
+	for (unsigned k = 0; k < ANA_N_HIST; k++)
+		for (unsigned b = 0; b < ANA_HIST_BUCKETS; b++) {
+			const struct ana_hist_cell *c = &s->prof->hist[k][b];
+			if (!c->count)
+				continue;
+			sqlite3_bind_text(s->hist, 1, hist_kind_name[k], -1, SQLITE_STATIC);
+			bind_u64(s->hist, 2, b);
+			bind_u64(s->hist, 3, ana_hist_lo(b));
+			sqlite3_bind_int64(s->hist, 4, hist_hi(b));
+			bind_u64(s->hist, 5, c->count);
+			bind_u64(s->hist, 6, c->bytes);
+			CM_TRY(step(s->hist));
+		}
+	return 0;
+}
+
+static int store_site_histograms(struct store *s, uint32_t node_id, uint32_t site_idx)
+{
+	uint64_t counts[ANA_HIST_BUCKETS];
+
+	for (unsigned k = 0; k < ANA_N_HIST; k++) {
+		ana_profile_site_hist(s->prof, site_idx, k, counts);
+		for (unsigned b = 0; b < ANA_HIST_BUCKETS; b++) {
+			if (!counts[b])
+				continue;
+			bind_u64(s->site_hist, 1, node_id);
+			sqlite3_bind_text(s->site_hist, 2, hist_kind_name[k], -1, SQLITE_STATIC);
+			bind_u64(s->site_hist, 3, b);
+			bind_u64(s->site_hist, 4, ana_hist_lo(b));
+			sqlite3_bind_int64(s->site_hist, 5, hist_hi(b));
+			bind_u64(s->site_hist, 6, counts[b]);
+			CM_TRY(step(s->site_hist));
+		}
+	}
 	return 0;
 }
 
@@ -515,6 +633,8 @@ static int store_nodes(struct store *s)
 		bind_u64(s->site, 9, st->live_bytes);
 		if ((rc = step(s->site)) < 0)
 			goto out;
+		if ((rc = store_site_histograms(s, id, n->site)) < 0)
+			goto out;
 	}
 out:
 	free(am.keys);
@@ -561,6 +681,9 @@ int ana_db_store_with(struct ana_db *db, struct ana_profile *prof,
 		{ offsetof(struct store, node), "INSERT INTO nodes VALUES(?,?,?)" },
 		{ offsetof(struct store, site),
 		  "INSERT INTO sites VALUES(?,?,?,?,?,?,?,?,?)" },
+		{ offsetof(struct store, hist), "INSERT INTO histogram VALUES(?,?,?,?,?,?)" },
+		{ offsetof(struct store, site_hist),
+		  "INSERT INTO site_histogram VALUES(?,?,?,?,?,?)" },
 	};
 	int rc = 0;
 
@@ -576,6 +699,8 @@ int ana_db_store_with(struct ana_db *db, struct ana_profile *prof,
 		}
 	}
 	rc = store_meta(&s, trace_path);
+	if (rc == 0)
+		rc = store_histograms(&s);
 	if (rc == 0)
 		rc = store_modules(&s);
 	if (rc == 0)
@@ -602,6 +727,8 @@ out:
 	sqlite3_finalize(s.frame);
 	sqlite3_finalize(s.node);
 	sqlite3_finalize(s.site);
+	sqlite3_finalize(s.hist);
+	sqlite3_finalize(s.site_hist);
 	ana_sym_free(s.sym);
 	return rc;
 }

@@ -9,7 +9,7 @@
 
 #include "ana_replay.h"
 
-#define ANA_DB_SCHEMA_VERSION 1
+#define ANA_DB_SCHEMA_VERSION 2
 
 struct ana_db;
 struct sqlite3;
@@ -51,6 +51,15 @@ struct ana_sym;
 int ana_db_store_with(struct ana_db *db, struct ana_profile *prof,
 		      const char *trace_path, struct ana_sym *sym, size_t n_registered,
 		      uint32_t sites, char *errmsg, size_t cap);
+
+/* Prepare the allocations table's insert: ana_db_add_block() may be used
+ * from now on, and meta.allocation_rows says 1. Returns 0 or -CM_E_SQLITE
+ * with errmsg set. */
+int ana_db_begin_blocks(struct ana_db *db, char *errmsg, size_t cap);
+
+/* Append one row to the allocations table; an ana_block_fn (ctx is the
+ * struct ana_db, after ana_db_begin_blocks()). Returns 0 or -CM_E_SQLITE. */
+int ana_db_add_block(void *ctx, const struct ana_block *b);
 
 /* The SQLite handle (borrowed). */
 struct sqlite3 *ana_db_sqlite(struct ana_db *db);

@@ -22,7 +22,7 @@ struct batch {
 	size_t arena_len, arena_cap;
 	int rc;             /* the decoder's code after the last record: 1 =
 			     * more to come, 0 = end, < 0 = error */
-	uint64_t file_off;  /* tf_dec_file_offset() when rc <= 0 */
+	uint64_t file_off;  /* tf_dec_file_offset() after the batch's last record */
 	bool ready;         /* filled, not yet consumed */
 };
 
@@ -198,8 +198,7 @@ static void fill_batch(struct tf_dec *dec, struct batch *b)
 out:
 	fix_strings(b);
 	b->rc = rc;
-	if (rc <= 0)
-		b->file_off = tf_dec_file_offset(dec);
+	b->file_off = tf_dec_file_offset(dec);
 }
 
 static void *decode_thread(void *arg)
@@ -366,6 +365,13 @@ const struct tf_record *ana_feed_record(struct ana_feed *f, const struct ana_fre
 uint64_t ana_feed_file_offset(const struct ana_feed *f)
 {
 	return f->file_off;
+}
+
+uint64_t ana_feed_progress(const struct ana_feed *f)
+{
+	if (!f->started)
+		return 0;
+	return f->batches[f->use].file_off;
 }
 
 void ana_feed_free(struct ana_feed *f)

@@ -49,6 +49,10 @@ const struct tf_record *ana_feed_record(struct ana_feed *f, const struct ana_fre
  * error); valid once ana_feed_next() returned <= 0. */
 uint64_t ana_feed_file_offset(const struct ana_feed *f);
 
+/* File bytes read by the decoder up to the end of the batch the replay is
+ * reading now (for a progress display; 0 before the first record). */
+uint64_t ana_feed_progress(const struct ana_feed *f);
+
 /* Stop the decoding thread and free f; NULL is allowed. */
 void ana_feed_free(struct ana_feed *f);
 

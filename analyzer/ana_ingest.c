@@ -13,6 +13,9 @@
 #include "ana_ingest.h"
 #include "ana_replay.h"
 #include "ana_sym.h"
+#include "cm_err.h"
+#include <sqlite3.h>
+#include <stdio.h>
 
 /* A module as ana_db_store() registers it, copied for the warm-up thread. */
 struct warm_mod {
@@ -149,10 +152,26 @@ int ana_ingest(const char *trace_path, const char *db_path,
 	ro.on_tick = warm_tick;
 	ro.on_start = warm_start;
 	ro.tick_ctx = &w;
+	if (opts && opts->allocations) {
+		rc = ana_db_begin_blocks(db, errmsg, cap);
+		if (rc < 0)
+			goto fail;
+		ro.on_block = ana_db_add_block;
+		ro.block_ctx = db;
+	}
+	if (opts && opts->progress) {
+		ro.on_progress = ana_progress_read;
+		ro.progress_ctx = opts->progress;
+	}
 	rc = ana_replay_path(trace_path, &ro, &prof, errmsg, cap);
 	warm_join(&w);
+	if (rc == -CM_E_SQLITE && errmsg && cap)
+		snprintf(errmsg, cap, "'%s': cannot write database: %s", db_path,
+			 sqlite3_errmsg(ana_db_sqlite(db)));
 	if (rc < 0)
 		goto fail;
+	if (opts && opts->progress)
+		ana_progress_stage(opts->progress, "symbolizing");
 	if (w.sym) {
 		struct ana_sym *sym = w.sym;
 		w.sym = NULL;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ana_db.h"
+#include "ana_progress.h"
 
 struct ana_ingest_opts {
 	uint64_t temporary_gap;  /* see ana_replay_opts */
@@ -14,6 +15,8 @@ struct ana_ingest_opts {
 	bool report_only;        /* store only what a report of report_top sites
 				  * per list reads (ana_db_store()) */
 	unsigned report_top;
+	bool allocations;        /* one allocations row per block (schema) */
+	struct ana_progress *progress; /* may be NULL */
 };
 
 struct ana_ingest_info {

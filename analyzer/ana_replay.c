@@ -21,13 +21,22 @@ struct rstream {
 	bool active;    /* in the active list */
 };
 
-/* A live allocation (32 bytes). addr 0 marks an empty slot. */
+/* A live allocation (40 bytes). addr 0 marks an empty slot. */
 struct live {
 	uint64_t addr;
 	uint64_t size;        /* bytes */
 	uint64_t alloc_index; /* stream's n_allocs right after this call */
 	uint32_t site;        /* index in prof->sites */
 	uint32_t stream_idx;
+	uint32_t birth_t;     /* index in replay.times: its release time */
+	uint8_t kind;         /* enum tf_kind of the call */
+};
+
+/* Per-site histogram buckets beyond the inline one: key -> count, open
+ * addressing (key 0 = empty), at most half full. */
+struct spill {
+	uint64_t *keys, *counts;
+	size_t cap, n;
 };
 
 struct replay {
@@ -54,6 +63,18 @@ struct replay {
 				   * 3/4 full */
 	size_t live_cap, n_live;  /* slots (power of two), entries */
 	unsigned live_shift;      /* 64 - log2(live_cap) */
+	uint64_t *live_seq;       /* with on_block: birth seq of each slot */
+
+	/* Release times that allocations were born at (one entry per tick
+	 * that released an allocation; live.birth_t indexes it). */
+	uint64_t *times;
+	size_t n_times, times_cap;
+	struct spill spill;       /* per-site histogram buckets */
+	ana_block_fn on_block;
+	void *block_ctx;
+	ana_progress_fn on_progress;
+	void *progress_ctx;
+	struct ana_feed *feed;
 
 	uint64_t heap_bytes;      /* live bytes now */
 	uint64_t live_blocks;
@@ -215,14 +236,17 @@ static struct live *live_find(struct replay *r, uint64_t addr)
 	}
 }
 
-/* Slots of the old table given back at a time while growing (64 KiB: a
- * whole number of pages). */
-#define LIVE_RELEASE_SLOTS (65536 / sizeof(struct live))
+/* Slots of the old table given back at a time while growing (80 KiB: a
+ * whole number of pages and of 40-byte slots). */
+#define LIVE_RELEASE_SLOTS 2048
+_Static_assert(LIVE_RELEASE_SLOTS * sizeof(struct live) % 4096 == 0,
+	       "released slots must be whole pages");
 
 /* Double the table (from 1024 slots). Returns 0 or -ENOMEM. */
 static int live_grow(struct replay *r)
 {
 	struct live *old = r->live;
+	uint64_t *old_seq = r->live_seq;
 	size_t old_cap = r->live_cap;
 	size_t cap = old_cap ? old_cap * 2 : 1024;
 	unsigned bits = 0;
@@ -231,6 +255,15 @@ static int live_grow(struct replay *r)
 	if (!r->live) {
 		r->live = old;
 		return -ENOMEM;
+	}
+	if (r->on_block) {
+		r->live_seq = vm_resize(NULL, 0, cap * sizeof(*r->live_seq));
+		if (!r->live_seq) {
+			vm_free(r->live, cap * sizeof(*r->live));
+			r->live = old;
+			r->live_seq = old_seq;
+			return -ENOMEM;
+		}
 	}
 	while (((size_t)1 << bits) < cap)
 		bits++;
@@ -246,12 +279,15 @@ static int live_grow(struct replay *r)
 			while (r->live[j].addr)
 				j = (j + 1) & (cap - 1);
 			r->live[j] = old[i];
+			if (old_seq)
+				r->live_seq[j] = old_seq[i];
 		}
 		if ((i + 1) % LIVE_RELEASE_SLOTS == 0)
 			vm_release(old + i + 1 - LIVE_RELEASE_SLOTS,
 				   LIVE_RELEASE_SLOTS * sizeof(*old));
 	}
 	vm_free(old, old_cap * sizeof(*old));
+	vm_free(old_seq, old_cap * sizeof(*old_seq));
 	return 0;
 }
 
@@ -286,6 +322,8 @@ static void live_remove(struct replay *r, struct live *e)
 		/* Move j back to i unless its home k lies cyclically in (i, j]. */
 		if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
 			r->live[i] = r->live[j];
+			if (r->live_seq)
+				r->live_seq[i] = r->live_seq[j];
 			i = j;
 		}
 	}
@@ -466,6 +504,139 @@ static inline void release_block(struct replay *r, const struct live *e)
 	r->live_blocks--;
 }
 
+/* ---- histograms -------------------------------------------------------- */
+
+static inline uint64_t spill_slot(uint64_t key, size_t cap)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
+/* counts[key] += n in the spill table. Returns 0 or -ENOMEM. */
+static int spill_add(struct spill *t, uint64_t key, uint64_t n)
+{
+	if ((t->n + 1) * 2 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		uint64_t *keys = calloc(cap, sizeof(*keys));
+		uint64_t *counts = malloc(cap * sizeof(*counts));
+		if (!keys || !counts) {
+			free(keys);
+			free(counts);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < t->cap; i++) {
+			if (!t->keys[i])
+				continue;
+			size_t j = spill_slot(t->keys[i], cap);
+			while (keys[j])
+				j = (j + 1) & (cap - 1);
+			keys[j] = t->keys[i];
+			counts[j] = t->counts[i];
+		}
+		free(t->keys);
+		free(t->counts);
+		t->keys = keys;
+		t->counts = counts;
+		t->cap = cap;
+	}
+	size_t i = spill_slot(key, t->cap);
+	while (t->keys[i] && t->keys[i] != key)
+		i = (i + 1) & (t->cap - 1);
+	if (!t->keys[i]) {
+		t->keys[i] = key;
+		t->counts[i] = 0;
+		t->n++;
+	}
+	t->counts[i] += n;
+	return 0;
+}
+
+static inline uint64_t hist_key(uint32_t site, unsigned kind, unsigned bucket)
+{
+	return ((uint64_t)site + 1) << 9 | (uint64_t)kind << 7 | bucket;
+}
+
+/* Count one value of kind in bucket b, for the program and for site s
+ * (index si). Returns 0 or -ENOMEM. */
+static inline int hist_add(struct replay *r, struct ana_site *s, uint32_t si, unsigned kind,
+			   unsigned b, uint64_t bytes)
+{
+	r->prof->hist[kind][b].count++;
+	r->prof->hist[kind][b].bytes += bytes;
+	if (s->hist_b[kind] == b + 1 && s->hist_n[kind] != UINT32_MAX) {
+		s->hist_n[kind]++;
+		return 0;
+	}
+	if (!s->hist_b[kind]) {
+		s->hist_b[kind] = (uint8_t)(b + 1);
+		s->hist_n[kind] = 1;
+		return 0;
+	}
+	return spill_add(&r->spill, hist_key(si, kind, b), 1);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Move the spill table into the profile, sorted by key. */
+static int spill_finish(struct replay *r)
+{
+	struct ana_profile *p = r->prof;
+	struct spill *t = &r->spill;
+	size_t n = 0;
+
+	if (!t->n)
+		return 0;
+	/* Pack (key, count) pairs into keys[] as 2 words each, sort, split. */
+	uint64_t *pairs = malloc(t->n * 2 * sizeof(*pairs));
+	if (!pairs)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->keys[i]) {
+			pairs[2 * n] = t->keys[i];
+			pairs[2 * n + 1] = t->counts[i];
+			n++;
+		}
+	qsort(pairs, n, 2 * sizeof(*pairs), u64_cmp);
+	p->hist_keys = t->keys; /* reuse the arrays */
+	p->hist_counts = t->counts;
+	for (size_t i = 0; i < n; i++) {
+		p->hist_keys[i] = pairs[2 * i];
+		p->hist_counts[i] = pairs[2 * i + 1];
+	}
+	p->n_hist = n;
+	t->keys = t->counts = NULL;
+	t->cap = t->n = 0;
+	free(pairs);
+	return 0;
+}
+
+void ana_profile_site_hist(const struct ana_profile *prof, uint32_t site_idx,
+			   unsigned kind, uint64_t counts[ANA_HIST_BUCKETS])
+{
+	const struct ana_site *s = &prof->sites[site_idx];
+	uint64_t lo = hist_key(site_idx, kind, 0);
+	size_t a = 0, b = prof->n_hist;
+
+	memset(counts, 0, ANA_HIST_BUCKETS * sizeof(*counts));
+	if (kind >= ANA_N_HIST)
+		return;
+	if (s->hist_b[kind])
+		counts[s->hist_b[kind] - 1] += s->hist_n[kind];
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (prof->hist_keys[m] < lo)
+			a = m + 1;
+		else
+			b = m;
+	}
+	for (; a < prof->n_hist && prof->hist_keys[a] < lo + ANA_HIST_BUCKETS; a++)
+		counts[prof->hist_keys[a] - lo] += prof->hist_counts[a];
+}
+
 /* Link the ancestors of node idx, which must all be defined by now (NODE
  * records from other streams may precede their parents in the file; the
  * TICK that releases an event guarantees its whole stack is in). */
@@ -554,11 +725,25 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev
 	} else {
 		r->n_live++;
 	}
+	/* The time this allocation is born at: the releasing tick's. */
+	if (!r->n_times || r->times[r->n_times - 1] != r->release_ns) {
+		if (r->n_times >= UINT32_MAX)
+			return replay_fail(r, -CM_E_LIMIT, ev->off, "too many ticks");
+		CM_TRY(vm_grow((void **)&r->times, &r->times_cap, r->n_times + 1,
+			       sizeof(*r->times)));
+		r->times[r->n_times++] = r->release_ns;
+	}
 	e->addr = ev->addr;
 	e->size = ev->size;
 	e->alloc_index = t->n_allocs;
 	e->site = n->site;
 	e->stream_idx = si;
+	e->birth_t = (uint32_t)(r->n_times - 1);
+	e->kind = ev->kind;
+	if (r->live_seq)
+		r->live_seq[e - r->live] = ev->seq;
+	if (hist_add(r, site, n->site, ANA_HIST_SIZE, ana_hist_bucket(ev->size), ev->size) < 0)
+		return -ENOMEM;
 	site_touch(r, site);
 	site->live_blocks++;
 	site->live_bytes += ev->size;
@@ -567,12 +752,28 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev
 	if (r->heap_bytes > p->totals.peak_heap_bytes) {
 		p->totals.peak_heap_bytes = r->heap_bytes;
 		p->totals.peak_time_ns = r->release_ns;
+		p->totals.peak_seq = ev->seq;
 		new_peak(r);
 	}
 	return 0;
 }
 
-static void replay_free(struct replay *r, const struct ana_frec *ev)
+/* Describe the live block e for on_block. */
+static void block_of(const struct replay *r, const struct live *e, struct ana_block *b)
+{
+	const struct ana_profile *p = r->prof;
+
+	memset(b, 0, sizeof(*b));
+	b->node_id = ana_profile_node_id(p, p->sites[e->site].node);
+	b->stream = p->threads[e->stream_idx].stream;
+	b->addr = e->addr;
+	b->size = e->size;
+	b->kind = e->kind;
+	b->birth_seq = r->live_seq[e - r->live];
+	b->birth_ns = r->times[e->birth_t];
+}
+
+static int replay_free(struct replay *r, const struct ana_frec *ev)
 {
 	struct ana_profile *p = r->prof;
 	struct live *e;
@@ -582,19 +783,40 @@ static void replay_free(struct replay *r, const struct ana_frec *ev)
 	e = live_find(r, ev->addr);
 	if (!e) {
 		p->totals.unmatched_frees++;
-		return;
+		return 0;
 	}
+	struct ana_site *s = &p->sites[e->site];
+	uint64_t allocs = p->threads[e->stream_idx].n_allocs - e->alloc_index;
+	uint64_t birth_ns = r->times[e->birth_t];
+	uint64_t life_ns = r->release_ns > birth_ns ? r->release_ns - birth_ns : 0;
 	/* heaptrack's definition: a block released (by free or by realloc) with
 	 * no other allocation by its thread in between is temporary. */
-	if (p->threads[e->stream_idx].n_allocs - e->alloc_index <= r->gap) {
-		struct ana_site *s = &p->sites[e->site];
+	bool temp = allocs <= r->gap;
+	if (temp) {
 		s->temp_calls++;
 		s->temp_bytes += e->size;
 		p->totals.temporary++;
 		p->totals.temporary_bytes += e->size;
 	}
+	if (hist_add(r, s, e->site, ANA_HIST_LIFETIME_MS, ana_hist_bucket(life_ns / 1000000),
+		     e->size) < 0 ||
+	    hist_add(r, s, e->site, ANA_HIST_LIFETIME_ALLOCS, ana_hist_bucket(allocs),
+		     e->size) < 0)
+		return -ENOMEM;
+	if (r->on_block) {
+		struct ana_block b;
+		block_of(r, e, &b);
+		b.freed = true;
+		b.freed_by = ev->kind;
+		b.temporary = temp;
+		b.death_seq = ev->seq;
+		b.death_ns = r->release_ns;
+		b.lifetime_allocs = allocs;
+		CM_TRY(r->on_block(r->block_ctx, &b));
+	}
 	release_block(r, e);
 	live_remove(r, e);
+	return 0;
 }
 
 /* ---- streams and merging ---------------------------------------------- */
@@ -748,7 +970,7 @@ static int merge(struct replay *r, uint64_t limit)
 			if (ev->tag == TF_TAG_ALLOC)
 				rc = replay_alloc(r, si, ev);
 			else
-				replay_free(r, ev);
+				rc = replay_free(r, ev);
 			if (rc < 0)
 				return rc;
 			s->head = (s->head + 1) & (s->cap - 1);
@@ -979,10 +1201,12 @@ static int tick(struct replay *r, const struct tf_record *rec)
 	if (r->on_tick)
 		CM_TRY(r->on_tick(r->tick_ctx, rec->u.tick.time_ns, r->heap_bytes,
 				  rec->u.tick.rss_bytes));
+	if (r->on_progress)
+		r->on_progress(r->progress_ctx, ana_feed_progress(r->feed));
 	return 0;
 }
 
-static void finish(struct replay *r)
+static int finish(struct replay *r)
 {
 	struct ana_profile *p = r->prof;
 
@@ -991,6 +1215,14 @@ static void finish(struct replay *r)
 		site_touch(r, &p->sites[i]);
 	p->totals.leaked_allocations = r->live_blocks;
 	p->totals.leaked_bytes = r->heap_bytes;
+	for (size_t i = 0; r->on_block && i < r->live_cap; i++) {
+		struct ana_block b;
+		if (!r->live[i].addr)
+			continue;
+		block_of(r, &r->live[i], &b);
+		CM_TRY(r->on_block(r->block_ctx, &b));
+	}
+	return spill_finish(r);
 }
 
 static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
@@ -1064,8 +1296,7 @@ static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
 		if (rc < 0)
 			return rc;
 	}
-	finish(r);
-	return 0;
+	return finish(r);
 }
 
 static void replay_release(struct replay *r)
@@ -1077,6 +1308,10 @@ static void replay_release(struct replay *r)
 	free(r->active);
 	free(r->heap);
 	vm_free(r->live, r->live_cap * sizeof(*r->live));
+	vm_free(r->live_seq, r->live_cap * sizeof(*r->live_seq));
+	vm_free(r->times, r->times_cap * sizeof(*r->times));
+	free(r->spill.keys);
+	free(r->spill.counts);
 	ana_map32_release(&r->pending_parent);
 	ana_map32_release(&r->module_by_id);
 	ana_map32_release(&r->pending_unload);
@@ -1101,6 +1336,10 @@ static int replay_dec(struct tf_dec *dec, const char *name,
 		r.on_tick = opts->on_tick;
 		r.tick_ctx = opts->tick_ctx;
 		r.on_start = opts->on_start;
+		r.on_block = opts->on_block;
+		r.block_ctx = opts->block_ctx;
+		r.on_progress = opts->on_progress;
+		r.progress_ctx = opts->progress_ctx;
 		if (opts->max_queued)
 			r.max_queued = opts->max_queued;
 		if (opts->max_modules)
@@ -1112,6 +1351,7 @@ static int replay_dec(struct tf_dec *dec, const char *name,
 		rc = -ENOMEM;
 	else {
 		r.prof->temporary_gap = r.gap;
+		r.feed = feed;
 		rc = run(&r, dec, feed);
 	}
 	ana_feed_free(feed);
@@ -1475,5 +1715,7 @@ void ana_profile_free(struct ana_profile *prof)
 	free(prof->modules);
 	free(prof->seg_index);
 	free(prof->threads);
+	free(prof->hist_keys);
+	free(prof->hist_counts);
 	free(prof);
 }

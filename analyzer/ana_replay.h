@@ -41,6 +41,41 @@ struct ana_node {
 
 #define ANA_NO_SITE UINT32_MAX
 
+/* Histograms (docs/schema.md "Histograms"): power-of-two buckets. Bucket b
+ * holds the values v with ana_hist_lo(b) <= v <= ana_hist_hi(b): bucket 0
+ * is v = 0, bucket b > 0 the values of bit length b (1: 1, 2: 2-3, 3: 4-7,
+ * ..., 64: 2^63 and up). */
+#define ANA_HIST_BUCKETS 65
+enum ana_hist_kind {
+	ANA_HIST_SIZE = 0,            /* bytes requested, per successful call */
+	ANA_HIST_LIFETIME_MS = 1,     /* ms from allocation to release, per
+				       * released block (tick resolution) */
+	ANA_HIST_LIFETIME_ALLOCS = 2, /* other allocation calls by the allocating
+				       * thread between allocation and release */
+	ANA_N_HIST = 3,
+};
+
+static inline unsigned ana_hist_bucket(uint64_t v)
+{
+	return v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
+}
+
+static inline uint64_t ana_hist_lo(unsigned b)
+{
+	return b ? 1ull << (b - 1) : 0;
+}
+
+static inline uint64_t ana_hist_hi(unsigned b)
+{
+	return b == 0 ? 0 : b >= 64 ? UINT64_MAX : (1ull << b) - 1;
+}
+
+/* One histogram bucket of the whole program. */
+struct ana_hist_cell {
+	uint64_t count; /* allocation calls (sizes) or released blocks (lifetimes) */
+	uint64_t bytes; /* their bytes requested */
+};
+
 /* The aggregates of the allocations whose leaf is one node (a site). See
  * docs/schema.md "Definitions" for peak, leaked and temporary. */
 struct ana_site {
@@ -54,6 +89,11 @@ struct ana_site {
 	uint64_t peak_bytes;
 	uint32_t node;         /* index in profile->nodes */
 	uint32_t peak_epoch;   /* internal: epoch of the last peak snapshot */
+	/* Per-site histograms (ana_profile_site_hist() reads them): the count
+	 * of the first bucket seen of each kind inline, the other buckets in
+	 * the profile's spill table. */
+	uint32_t hist_n[ANA_N_HIST]; /* count in bucket hist_b - 1 */
+	uint8_t hist_b[ANA_N_HIST];  /* bucket + 1, 0 = none yet */
 };
 
 /* A module (ELF object) as recorded by a MODULE record. */
@@ -95,6 +135,7 @@ struct ana_totals {
 	uint64_t temporary_bytes;
 	uint64_t peak_heap_bytes;    /* largest live heap */
 	uint64_t peak_time_ns;       /* time of the tick that released the peak */
+	uint64_t peak_seq;           /* seq of the allocation that reached it */
 	uint64_t peak_rss_bytes;     /* largest RSS sample */
 	uint64_t leaked_allocations; /* live at the end */
 	uint64_t leaked_bytes;
@@ -148,6 +189,14 @@ struct ana_profile {
 
 	struct ana_thread *threads; /* in first-seen order */
 	size_t n_threads, threads_cap;
+
+	/* Whole-program histograms; the lifetimes count released blocks only
+	 * (the others are totals.leaked_*). */
+	struct ana_hist_cell hist[ANA_N_HIST][ANA_HIST_BUCKETS];
+	/* Per-site buckets beyond each site's inline one, sorted by key
+	 * (ana_profile_site_hist()); keys (site + 1) << 9 | kind << 7 | bucket. */
+	uint64_t *hist_keys, *hist_counts;
+	size_t n_hist;
 };
 
 /* Called after each TICK's events are replayed: time_ns since the trace
@@ -162,11 +211,44 @@ typedef int (*ana_tick_fn)(void *ctx, uint64_t time_ns, uint64_t heap_bytes,
  * after). */
 typedef void (*ana_start_fn)(void *ctx, const struct ana_profile *prof);
 
+/* One allocated block at its end (ana_block_fn): released by free() or
+ * realloc, or still live when the trace ends. Times are those of the TICK
+ * (or END) record that released the event: tick resolution. */
+struct ana_block {
+	uint32_t node_id;        /* trie id of the allocation's leaf node (0: no
+				  * backtrace) */
+	uint32_t stream;         /* stream id of the allocating thread */
+	uint64_t addr;
+	uint64_t size;           /* bytes requested */
+	uint8_t kind;            /* enum tf_kind of the allocation call */
+	uint8_t freed_by;        /* enum tf_kind of the release (TF_KIND_FREE or
+				  * TF_KIND_REALLOC); 0 when never released */
+	bool freed;              /* released before the trace ended */
+	bool temporary;          /* counted as a temporary allocation */
+	uint64_t birth_seq, birth_ns;  /* ns since the trace started */
+	uint64_t death_seq, death_ns;  /* 0 when not freed */
+	uint64_t lifetime_allocs; /* allocation calls by the allocating thread
+				   * in between (when freed) */
+};
+
+/* Called for every block at its release, and at the end of the replay for
+ * every block still live (in no particular order). Returning < 0 stops the
+ * replay with that error. */
+typedef int (*ana_block_fn)(void *ctx, const struct ana_block *b);
+
+/* Called after each TICK with the file bytes the decoder has read so far
+ * (for a progress display). */
+typedef void (*ana_progress_fn)(void *ctx, uint64_t file_bytes_read);
+
 struct ana_replay_opts {
 	uint64_t temporary_gap; /* other allocations allowed in between (0) */
 	ana_tick_fn on_tick;    /* may be NULL */
 	void *tick_ctx;
 	ana_start_fn on_start;  /* may be NULL; its ctx is tick_ctx */
+	ana_block_fn on_block;  /* may be NULL (costs 8 bytes per live block) */
+	void *block_ctx;
+	ana_progress_fn on_progress; /* may be NULL */
+	void *progress_ctx;
 	/* Internal overrides for tests; 0 = the ANA_MAX_* defaults. */
 	uint64_t max_queued;    /* ANA_MAX_QUEUED_EVENTS */
 	uint64_t max_modules;   /* ANA_MAX_MODULES */
@@ -245,6 +327,12 @@ int ana_profile_index_modules(struct ana_profile *prof);
  * when built, else scans every module. */
 const struct ana_module *ana_profile_module_for(const struct ana_profile *prof,
 						uint64_t addr, uint64_t seq);
+
+/* The histogram of kind (enum ana_hist_kind) of site site_idx (index in
+ * prof->sites): counts[b] = allocation calls (sizes) or released blocks
+ * (lifetimes) in bucket b. */
+void ana_profile_site_hist(const struct ana_profile *prof, uint32_t site_idx,
+			   unsigned kind, uint64_t counts[ANA_HIST_BUCKETS]);
 
 /* Free prof and everything it owns; NULL is allowed. */
 void ana_profile_free(struct ana_profile *prof);

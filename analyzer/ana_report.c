@@ -16,8 +16,61 @@ static const char *const list_view[ANA_N_LISTS] = {
 
 struct loader {
 	sqlite3 *db;
-	sqlite3_stmt *node, *frames;
+	sqlite3_stmt *node, *frames, *site_hist;
 };
+
+static const char *const hist_db_kind[ANA_N_HIST] = {
+	"size", "lifetime_ms", "lifetime_allocs",
+};
+
+static const char *const hist_json_name[ANA_N_HIST] = {
+	"sizes", "lifetimes_ms", "lifetimes_allocs",
+};
+
+const char *ana_report_hist_name(unsigned k)
+{
+	return k < ANA_N_HIST ? hist_json_name[k] : "?";
+}
+
+static void free_hists(struct ana_report_hists *h)
+{
+	for (int k = 0; k < ANA_N_HIST; k++)
+		free(h->b[k]);
+	memset(h, 0, sizeof(*h));
+}
+
+/* Read the rows of st (kind, lo, hi, count[, bytes]) into h. */
+static int read_hists(sqlite3_stmt *st, struct ana_report_hists *h, bool with_bytes)
+{
+	size_t cap[ANA_N_HIST] = { 0 };
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 0);
+		int k;
+		for (k = 0; k < ANA_N_HIST; k++)
+			if (kind && !strcmp(kind, hist_db_kind[k]))
+				break;
+		if (k == ANA_N_HIST)
+			continue;
+		if (h->n[k] == cap[k]) {
+			size_t ncap = cap[k] ? cap[k] * 2 : 8;
+			void *nb = realloc(h->b[k], ncap * sizeof(*h->b[k]));
+			if (!nb)
+				return -ENOMEM;
+			h->b[k] = nb;
+			cap[k] = ncap;
+		}
+		struct ana_report_bucket *b = &h->b[k][h->n[k]++];
+		b->lo = (uint64_t)sqlite3_column_int64(st, 1);
+		b->hi = (uint64_t)sqlite3_column_int64(st, 2);
+		if (b->hi == (uint64_t)INT64_MAX)
+			b->hi = UINT64_MAX; /* stored clamped (docs/schema.md) */
+		b->count = (uint64_t)sqlite3_column_int64(st, 3);
+		b->bytes = with_bytes ? (uint64_t)sqlite3_column_int64(st, 4) : 0;
+	}
+	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
 
 static char *dup_col(sqlite3_stmt *st, int col)
 {
@@ -117,7 +170,10 @@ static int load_stack(struct loader *l, struct ana_report_site *site)
 	}
 	site->frames = f;
 	site->n_frames = n;
-	return 0;
+	sqlite3_bind_int64(l->site_hist, 1, (sqlite3_int64)site->node_id);
+	rc = read_hists(l->site_hist, &site->hist, false);
+	sqlite3_reset(l->site_hist);
+	return rc;
 }
 
 static int load_list(struct loader *l, struct ana_report *rep, enum ana_list which,
@@ -253,11 +309,30 @@ int ana_report_load(struct ana_db *adb, const char *name, unsigned top,
 		rc = -CM_E_SQLITE;
 		goto out;
 	}
+	if (sqlite3_prepare_v2(l.db,
+			       "SELECT kind, lo, hi, count FROM site_histogram"
+			       " WHERE node_id = ? ORDER BY kind, bucket",
+			       -1, &l.site_hist, NULL) != SQLITE_OK) {
+		rc = -CM_E_SQLITE;
+		goto out;
+	}
 	for (int i = 0; i < ANA_N_LISTS && top; i++) {
 		rc = load_list(&l, rep, (enum ana_list)i, top);
 		if (rc < 0)
 			goto out;
 	}
+	sqlite3_stmt *hs = NULL;
+	if (sqlite3_prepare_v2(l.db,
+			       "SELECT kind, lo, hi, count, bytes FROM histogram"
+			       " ORDER BY kind, bucket",
+			       -1, &hs, NULL) != SQLITE_OK) {
+		rc = -CM_E_SQLITE;
+		goto out;
+	}
+	rc = read_hists(hs, &rep->hist, true);
+	sqlite3_finalize(hs);
+	if (rc < 0)
+		goto out;
 	rc = 0;
 out:
 	if (rc == -CM_E_SQLITE && errmsg && cap)
@@ -267,6 +342,7 @@ out:
 		snprintf(errmsg, cap, "'%s': out of memory", name);
 	sqlite3_finalize(l.node);
 	sqlite3_finalize(l.frames);
+	sqlite3_finalize(l.site_hist);
 	if (rc < 0) {
 		ana_report_free(rep);
 		return rc;
@@ -283,10 +359,13 @@ void ana_report_free(struct ana_report *rep)
 	free(rep->command);
 	free(rep->trace);
 	for (int i = 0; i < ANA_N_LISTS; i++) {
-		for (size_t j = 0; j < rep->n_sites[i]; j++)
+		for (size_t j = 0; j < rep->n_sites[i]; j++) {
 			free_frames(rep->sites[i][j].frames, rep->sites[i][j].n_frames);
+			free_hists(&rep->sites[i][j].hist);
+		}
 		free(rep->sites[i]);
 	}
+	free_hists(&rep->hist);
 	free(rep);
 }
 
@@ -314,6 +393,96 @@ static void print_stack(const struct ana_report_site *s, FILE *f)
 	}
 	if (!s->n_frames)
 		fprintf(f, "    <no stack>\n");
+}
+
+/* v bytes (0 or a power of two) as "512 B", "4 KiB", "2 GiB". */
+static void pow2_size(char *buf, size_t cap, uint64_t v)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	int u = 0;
+
+	while (v >= 1024 && (v & 1023) == 0 && u < 6) {
+		v >>= 10;
+		u++;
+	}
+	snprintf(buf, cap, "%" PRIu64 " %s", v, units[u]);
+}
+
+/* A bucket's range in the histogram's unit: "[32 B, 64 B)", "16-31 ms". */
+static const char *bucket_range(char *buf, size_t cap, unsigned kind,
+				const struct ana_report_bucket *b)
+{
+	char lo[32], hi[32];
+
+	if (kind == ANA_HIST_SIZE) {
+		/* Bounds are 0 or powers of two: exact in binary units. */
+		pow2_size(lo, sizeof(lo), b->lo);
+		if (b->lo == b->hi)
+			snprintf(buf, cap, "%s", lo);
+		else if (b->hi == UINT64_MAX)
+			snprintf(buf, cap, ">= %s", lo);
+		else {
+			pow2_size(hi, sizeof(hi), b->hi + 1);
+			snprintf(buf, cap, "[%s, %s)", lo, hi);
+		}
+		return buf;
+	}
+	const char *unit = kind == ANA_HIST_LIFETIME_MS ? " ms" : "";
+	if (b->lo == b->hi)
+		snprintf(buf, cap, "%" PRIu64 "%s", b->lo, unit);
+	else if (b->hi == UINT64_MAX)
+		snprintf(buf, cap, ">= %" PRIu64 "%s", b->lo, unit);
+	else
+		snprintf(buf, cap, "%" PRIu64 "-%" PRIu64 "%s", b->lo, b->hi, unit);
+	return buf;
+}
+
+/* One line per site: its histograms in short. */
+static void print_site_hists(const struct ana_report_site *s, FILE *f)
+{
+	static const char *const what[ANA_N_HIST] = { "sizes", "lifetimes",
+						       "allocations between" };
+	char r[96];
+
+	for (unsigned k = 0; k < ANA_N_HIST; k++) {
+		if (!s->hist.n[k])
+			continue;
+		fprintf(f, "    %s:", what[k]);
+		for (size_t i = 0; i < s->hist.n[k]; i++)
+			fprintf(f, "%s %s x%" PRIu64, i ? "," : "",
+				bucket_range(r, sizeof(r), k, &s->hist.b[k][i]), s->hist.b[k][i].count);
+		fputc('\n', f);
+	}
+}
+
+static void print_hist(const struct ana_report *rep, unsigned kind, FILE *f)
+{
+	static const char *const titles[ANA_N_HIST] = {
+		"ALLOCATION SIZES (calls per size, bytes requested)",
+		"LIFETIMES (freed blocks per time from allocation to free, tick resolution)",
+		"LIFETIMES IN ALLOCATIONS (freed blocks per number of other allocations by"
+		" the same thread in between; 0 = temporary)",
+	};
+	const struct ana_report_bucket *h = rep->hist.b[kind];
+	uint64_t max = 0;
+	char r[96], b1[32];
+
+	fprintf(f, "\n%s\n", titles[kind]);
+	if (!rep->hist.n[kind])
+		fprintf(f, "  (none)\n");
+	for (size_t i = 0; i < rep->hist.n[kind]; i++)
+		if (h[i].count > max)
+			max = h[i].count;
+	for (size_t i = 0; i < rep->hist.n[kind]; i++) {
+		int bar = (int)((h[i].count * 30 + max - 1) / (max ? max : 1));
+		fprintf(f, "  %-22s %12" PRIu64 " %12s  %.*s\n",
+			bucket_range(r, sizeof(r), kind, &h[i]), h[i].count,
+			ana_human_size(b1, sizeof(b1), h[i].bytes), bar,
+			"##############################");
+	}
+	if (kind != ANA_HIST_SIZE && rep->leaked_allocations)
+		fprintf(f, "  %-22s %12" PRIu64 " %12s\n", "never freed", rep->leaked_allocations,
+			ana_human_size(b1, sizeof(b1), rep->leaked_bytes));
 }
 
 void ana_report_print_text(const struct ana_report *rep, FILE *f)
@@ -377,8 +546,11 @@ void ana_report_print_text(const struct ana_report *rep, FILE *f)
 					s->calls, b1);
 			}
 			print_stack(s, f);
+			print_site_hists(s, f);
 		}
 	}
+	for (unsigned k = 0; k < ANA_N_HIST; k++)
+		print_hist(rep, k, f);
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -388,7 +560,21 @@ static void json_cstr(FILE *f, const char *s)
 	ana_json_str(f, s, s ? strlen(s) : 0);
 }
 
-static void json_site(const struct ana_report_site *s, FILE *f)
+void ana_report_hist_json(const struct ana_report_bucket *h, size_t n, bool with_bytes,
+			  FILE *f)
+{
+	fputc('[', f);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s{\"lo\": %" PRIu64 ", \"hi\": %" PRIu64 ", \"count\": %" PRIu64,
+			i ? ", " : "", h[i].lo, h[i].hi, h[i].count);
+		if (with_bytes)
+			fprintf(f, ", \"bytes\": %" PRIu64, h[i].bytes);
+		fputc('}', f);
+	}
+	fputc(']', f);
+}
+
+void ana_report_site_json(const struct ana_report_site *s, FILE *f)
 {
 	fprintf(f, "{\"calls\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"stack\": [", s->calls,
 		s->bytes);
@@ -403,7 +589,12 @@ static void json_site(const struct ana_report_site *s, FILE *f)
 		json_cstr(f, fr->module);
 		fputc('}', f);
 	}
-	fputs("]}", f);
+	fputc(']', f);
+	for (unsigned k = 0; k < ANA_N_HIST; k++) {
+		fprintf(f, ", \"%s\": ", hist_json_name[k]);
+		ana_report_hist_json(s->hist.b[k], s->hist.n[k], false, f);
+	}
+	fputc('}', f);
 }
 
 void ana_report_print_json(const struct ana_report *rep, FILE *f)
@@ -430,9 +621,16 @@ void ana_report_print_json(const struct ana_report *rep, FILE *f)
 		fprintf(f, "%s\"%s\": [", l ? ",\n  " : "\n  ", names[l]);
 		for (size_t i = 0; i < rep->n_sites[l]; i++) {
 			fputs(i ? ",\n    " : "\n    ", f);
-			json_site(&rep->sites[l][i], f);
+			ana_report_site_json(&rep->sites[l][i], f);
 		}
 		fputc(']', f);
 	}
-	fputs("}}\n", f);
+	fputs("},\n \"histograms\": {", f);
+	for (unsigned k = 0; k < ANA_N_HIST; k++) {
+		fprintf(f, "\"%s\": ", hist_json_name[k]);
+		ana_report_hist_json(rep->hist.b[k], rep->hist.n[k], true, f);
+		fputs(", ", f);
+	}
+	fprintf(f, "\"never_freed\": {\"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}}}\n",
+		rep->leaked_allocations, rep->leaked_bytes);
 }

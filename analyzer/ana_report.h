@@ -26,6 +26,20 @@ struct ana_report_frame {
 	char *module;   /* owned; module path, "" when unknown */
 };
 
+/* One non-empty histogram bucket: values v with lo <= v <= hi (docs/schema.md
+ * "Histograms"). */
+struct ana_report_bucket {
+	uint64_t lo, hi;
+	uint64_t count;  /* allocation calls (sizes) or released blocks (lifetimes) */
+	uint64_t bytes;  /* their bytes (whole-program histograms only; 0 per site) */
+};
+
+/* The three histograms (enum ana_hist_kind order), buckets ascending. */
+struct ana_report_hists {
+	struct ana_report_bucket *b[ANA_N_HIST]; /* owned */
+	size_t n[ANA_N_HIST];
+};
+
 struct ana_report_site {
 	uint64_t node_id;
 	uint64_t calls; /* the list's own count */
@@ -33,6 +47,7 @@ struct ana_report_site {
 	struct ana_report_frame *frames; /* owned; innermost first, starting at
 					  * the caller of the allocation function */
 	size_t n_frames;
+	struct ana_report_hists hist;    /* the site's histograms (counts only) */
 };
 
 struct ana_report {
@@ -47,7 +62,21 @@ struct ana_report {
 	uint64_t unmatched_frees, inconsistent;
 	struct ana_report_site *sites[ANA_N_LISTS]; /* owned */
 	size_t n_sites[ANA_N_LISTS];
+	struct ana_report_hists hist;    /* the whole program's */
 };
+
+/* The JSON name of histogram kind k: "sizes", "lifetimes_ms",
+ * "lifetimes_allocs". */
+const char *ana_report_hist_name(unsigned k);
+
+/* Write the histogram h as a JSON array of {"lo", "hi", "count"[, "bytes"]}
+ * objects. */
+void ana_report_hist_json(const struct ana_report_bucket *h, size_t n, bool with_bytes,
+			  FILE *f);
+
+/* Write one report site as JSON: {"calls", "bytes", "stack": [...], "sizes",
+ * "lifetimes_ms", "lifetimes_allocs"}. */
+void ana_report_site_json(const struct ana_report_site *s, FILE *f);
 
 /* Read the summary and the top sites of each list (top per list; 0 reads
  * only the summary) from db. Returns 0 and sets *out (free with

@@ -211,7 +211,7 @@ void ana_json_str(FILE *f, const char *str, size_t len)
 		} else if (c == '\r') {
 			fputs("\\r", f);
 			i++;
-		} else if (c < 0x20 || c == 0x7f) {
+		} else if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || c == '&') {
 			fprintf(f, "\\u%04x", c);
 			i++;
 		} else if ((n = utf8_len(s + i, len - i)) == 0) {

@@ -38,8 +38,10 @@ int ana_parse_size(const char *s, uint64_t *out);
 const char *ana_human_size(char *buf, size_t cap, uint64_t bytes);
 
 /* Write s (len bytes, may contain any bytes) as a JSON string with quotes.
- * Control characters, quote and backslash are escaped; bytes that are not
- * valid UTF-8 are written as \u00XX (their Latin-1 reading). NULL writes "". */
+ * Control characters, quote and backslash are escaped, and so are '<', '>'
+ * and '&' (as \u003c...: the JSON can sit inside an HTML <script>); bytes
+ * that are not valid UTF-8 are written as \u00XX (their Latin-1 reading).
+ * NULL writes "". */
 void ana_json_str(FILE *f, const char *s, size_t len);
 
 /* Basename of path (pointer into path). */

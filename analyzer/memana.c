@@ -1,4 +1,5 @@
-/* memana: subcommand dispatch (report, ingest, check, dump). Results go to
+/* memana: subcommand dispatch (report, ingest, check, flamegraph, diff,
+ * html, dump). Results go to
  * stdout, diagnostics to stderr in git's wording; exit 0 ok, 1 check
  * breach, 2 usage, 3 bad input or runtime error. */
 #include <errno.h>
@@ -14,7 +15,11 @@
 #include <unistd.h>
 
 #include "ana_db.h"
+#include "ana_diff.h"
+#include "ana_ftree.h"
+#include "ana_html.h"
 #include "ana_ingest.h"
+#include "ana_progress.h"
 #include "ana_replay.h"
 #include "ana_report.h"
 #include "ana_util.h"
@@ -37,13 +42,21 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  report TRACE|DB [--top N] [--json] [--temporary-gap N]\n"
-	"                  summary and top call sites (allocations, peak, leaks,\n"
-	"                  temporary allocations), as text or JSON\n"
-	"  ingest TRACE [-o DB] [--force] [--temporary-gap N]\n"
+	"                  summary, top call sites (allocations, peak, leaks,\n"
+	"                  temporary allocations) and histograms, as text or JSON\n"
+	"  ingest TRACE [-o DB] [--force] [--allocations] [--temporary-gap N]\n"
 	"                  replay, symbolize and store in a SQLite database\n"
 	"                  (schema: docs/schema.md)\n"
 	"  check TRACE|DB [--max-leaked SIZE] [--max-peak SIZE] [--max-allocations N]\n"
+	"                 [--baseline TRACE|DB [--max-increase PCT]]\n"
 	"                  exit status 1 when a limit is exceeded (CI gate)\n"
+	"  flamegraph TRACE|DB [--metric M] [--format folded|speedscope] [-o FILE]\n"
+	"                  call stacks weighted by a metric, for flame graph tools\n"
+	"  diff BASE NEW [--json] [--top N]\n"
+	"                  compare two traces or databases call site by call site\n"
+	"  html TRACE|DB [-o FILE]\n"
+	"                  one self-contained HTML page: timeline, flame graphs,\n"
+	"                  top call sites, histograms\n"
 	"  dump TRACE      print every record of the trace, one per line\n"
 	"\n"
 	"options:\n"
@@ -89,10 +102,16 @@ static const char usage_report[] =
 	"  --temporary-gap N  allocations allowed between a temporary allocation\n"
 	"                     and its free (default 0; traces only)\n"
 	"  --debug-path P     separate debug info search path (elfutils syntax)\n"
+	"  -q, --quiet        no progress line on stderr\n"
+	"\n"
+	"The histograms count allocation calls by requested size, and freed blocks\n"
+	"by lifetime: in ms (the time of the ticks that released the allocation and\n"
+	"the free: 10 ms resolution by default) and in other allocations made by the\n"
+	"same thread in between (0 = temporary). Buckets are powers of two.\n"
 	"\n";
 
 static const char usage_ingest[] =
-	"usage: memana ingest TRACE [-o DB] [--force] [--temporary-gap N]\n"
+	"usage: memana ingest TRACE [-o DB] [--force] [--allocations] [--temporary-gap N]\n"
 	"\n"
 	"Replay TRACE, symbolize every distinct address once (libdw) and write a\n"
 	"SQLite database (default: TRACE with .zst replaced by .db). The database\n"
@@ -100,12 +119,16 @@ static const char usage_ingest[] =
 	"\n"
 	"  -o, --output DB    database to write\n"
 	"  -f, --force        overwrite an existing database\n"
+	"  --allocations      also one row per allocation (table allocations: size,\n"
+	"                     stack, thread, birth, death, lifetime)\n"
 	"  --temporary-gap N  see memana report --help (default 0)\n"
-	"  --debug-path P     separate debug info search path (elfutils syntax)\n";
+	"  --debug-path P     separate debug info search path (elfutils syntax)\n"
+	"  -q, --quiet        no progress line on stderr\n";
 
 static const char usage_check[] =
 	"usage: memana check TRACE|DB [--max-leaked SIZE] [--max-peak SIZE]\n"
-	"                             [--max-allocations N] [-q]\n"
+	"                             [--max-allocations N]\n"
+	"                             [--baseline TRACE|DB [--max-increase PCT]] [-q]\n"
 	"\n"
 	"Exit with status 1 and one line per exceeded limit, 0 when all hold.\n"
 	"SIZE is bytes or a number with K, M, G (KiB, MiB, GiB; 1024 multiples).\n"
@@ -113,8 +136,60 @@ static const char usage_check[] =
 	"  --max-leaked SIZE     leaked bytes\n"
 	"  --max-peak SIZE       peak heap bytes\n"
 	"  --max-allocations N   allocation calls\n"
+	"  --baseline B          compare with the trace or database B: fail when any\n"
+	"                        of allocation calls, peak heap bytes, leaked bytes\n"
+	"                        and temporary allocations grew by more than\n"
+	"                        --max-increase (default 0%: any growth), naming the\n"
+	"                        call sites that grew most (matched by backtrace)\n"
+	"  --max-increase PCT    allowed growth over the baseline, e.g. 10%\n"
 	"  --temporary-gap N     see memana report --help\n"
 	"  -q, --quiet           print nothing when the check passes\n";
+
+static const char usage_flamegraph[] =
+	"usage: memana flamegraph TRACE|DB [--metric M] [--format folded|speedscope]\n"
+	"                                  [-o FILE]\n"
+	"\n"
+	"Write the call stacks of every call site, outermost frame first and merged\n"
+	"by function, weighted by metric M:\n"
+	"  calls       allocation calls (default)\n"
+	"  allocated   bytes allocated\n"
+	"  peak        bytes live at the peak heap\n"
+	"  leaked      bytes never freed\n"
+	"  temporary   temporary allocations\n"
+	"The weights sum to the report's total for the metric.\n"
+	"\n"
+	"  --format folded      one line per stack: frames joined by ';', a space\n"
+	"                       and the weight (flamegraph.pl, inferno) (default)\n"
+	"  --format speedscope  a speedscope JSON file (www.speedscope.app)\n"
+	"  -o, --output FILE    write to FILE instead of stdout\n"
+	"  -q, --quiet          no progress line on stderr\n";
+
+static const char usage_diff[] =
+	"usage: memana diff BASE NEW [--json] [--top N]\n"
+	"\n"
+	"Compare two traces or databases (for instance two builds of a program):\n"
+	"the totals, then every call site whose allocation calls, peak bytes,\n"
+	"leaked bytes or temporary allocations changed, sorted by the largest\n"
+	"change (as a share of that measure's total). Call sites are matched by\n"
+	"their symbolized backtraces (function and module names), not by address.\n"
+	"\n"
+	"  --json        one JSON object\n"
+	"  --top N       call sites shown (default 20)\n"
+	"  -q, --quiet   no progress line on stderr\n";
+
+static const char usage_html[] =
+	"usage: memana html TRACE|DB [-o FILE] [--top N]\n"
+	"\n"
+	"Write one self-contained HTML page (no network access, no external file):\n"
+	"the summary, heap and RSS over time with the peak marked, flame graphs of\n"
+	"allocation calls, peak bytes, leaked bytes, temporary allocations and bytes\n"
+	"allocated (zoom and search), the top call sites with their backtraces and\n"
+	"histograms of allocation sizes and lifetimes.\n"
+	"\n"
+	"  -o, --output FILE  page to write (default: TRACE or DB with its suffix\n"
+	"                     replaced by .html)\n"
+	"  --top N            call sites per table (default 10)\n"
+	"  -q, --quiet        no progress line on stderr\n";
 
 static const char usage_dump[] =
 	"usage: memana dump TRACE\n"
@@ -215,11 +290,12 @@ struct input_opts {
 	uint64_t temporary_gap;
 	bool gap_set;
 	const char *debug_path;
+	bool quiet;             /* no progress line */
 };
 
 /* Open path as a database: read it, or ingest a trace into memory (with
- * what a report of top sites per list needs). Prints errors; returns 0 or
- * -1. */
+ * what a report of top sites per list needs; every site when top is
+ * ANA_ALL_SITES). Prints errors; returns 0 or -1. */
 static int open_input(const char *path, const struct input_opts *io, unsigned top,
 		      struct ana_db **db)
 {
@@ -243,10 +319,17 @@ static int open_input(const char *path, const struct input_opts *io, unsigned to
 	}
 	/* The in-memory database holds what the report of top sites per
 	 * list reads: it prints the same as a database of every site. */
-	struct ana_ingest_opts o = { io->temporary_gap, io->debug_path, true, top };
+	struct ana_progress prog;
+	struct ana_ingest_opts o = { .temporary_gap = io->temporary_gap,
+				     .debug_path = io->debug_path,
+				     .report_only = top != ANA_ALL_SITES,
+				     .report_top = top,
+				     .progress = &prog };
 	struct ana_ingest_info info;
 
+	ana_progress_init(&prog, path, io->quiet);
 	rc = ana_ingest(path, ":memory:", &o, db, &info, errmsg, sizeof(errmsg));
+	ana_progress_done(&prog);
 	if (rc < 0) {
 		err_msg("%s", errmsg[0] ? errmsg : cm_strerror(rc));
 		return -1;
@@ -276,6 +359,11 @@ enum {
 	OPT_MAX_LEAKED,
 	OPT_MAX_PEAK,
 	OPT_MAX_ALLOCS,
+	OPT_ALLOCATIONS,
+	OPT_BASELINE,
+	OPT_MAX_INCREASE,
+	OPT_METRIC,
+	OPT_FORMAT,
 };
 
 /* The single TRACE|DB operand of report and check: open it (ingesting a trace
@@ -310,6 +398,7 @@ static int cmd_report(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "temporary-gap", required_argument, NULL, OPT_GAP },
 		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -320,8 +409,11 @@ static int cmd_report(int argc, char **argv)
 	struct ana_report *rep = NULL;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'q':
+			io.quiet = true;
+			break;
 		case OPT_TOP:
 			if (parse_u64_opt(usage_report, "--top", optarg, &top) < 0)
 				return EXIT_USAGE;
@@ -407,10 +499,14 @@ static int cmd_ingest(int argc, char **argv)
 		{ "force", no_argument, NULL, 'f' },
 		{ "temporary-gap", required_argument, NULL, OPT_GAP },
 		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
+		{ "allocations", no_argument, NULL, OPT_ALLOCATIONS },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ana_ingest_opts o = { 0 };
+	struct ana_progress prog;
+	bool quiet = false;
 	struct ana_ingest_info info;
 	const char *out = NULL;
 	char *def = NULL, *tmp = NULL;
@@ -419,10 +515,16 @@ static int cmd_ingest(int argc, char **argv)
 	struct ana_db *db = NULL;
 	int c, status = EXIT_ERROR;
 
-	while ((c = getopt_long(argc, argv, "o:fh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:fqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			out = optarg;
+			break;
+		case OPT_ALLOCATIONS:
+			o.allocations = true;
+			break;
+		case 'q':
+			quiet = true;
 			break;
 		case 'f':
 			force = true;
@@ -473,7 +575,11 @@ static int cmd_ingest(int argc, char **argv)
 		goto out;
 	}
 	close(fd);
-	if (ana_ingest(trace, tmp, &o, &db, &info, errmsg, sizeof(errmsg)) < 0) {
+	ana_progress_init(&prog, trace, quiet);
+	o.progress = &prog;
+	int irc = ana_ingest(trace, tmp, &o, &db, &info, errmsg, sizeof(errmsg));
+	ana_progress_done(&prog);
+	if (irc < 0) {
 		err_msg("%s", errmsg);
 		unlink(tmp);
 		goto out;
@@ -495,12 +601,90 @@ out:
 
 /* ---- check ------------------------------------------------------------------ */
 
+/* Parse "10%", "10", "2.5%": a non-negative percentage. */
+static int parse_percent(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || v < 0 || v != v)
+		return -1;
+	if (*end == '%')
+		end++;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* memana check --baseline: compare the totals of db (path) with those of
+ * the baseline; print one line per measure that grew by more than pct %,
+ * with the call sites that grew most. Returns 0 (holds), EXIT_BREACH or
+ * EXIT_ERROR. */
+static int check_baseline(const char *base_path, const char *path, struct ana_db *db,
+			  const struct input_opts *io, double pct)
+{
+	char errmsg[ERRMSG_CAP] = "";
+	struct ana_db *base = NULL;
+	struct ana_diff *d = NULL;
+	int status = 0;
+
+	if (open_input(base_path, io, ANA_ALL_SITES, &base) < 0)
+		return EXIT_ERROR;
+	if (ana_diff_new(base, base_path, db, path, &d, errmsg, sizeof(errmsg)) < 0) {
+		err_msg("%s", errmsg);
+		ana_db_free(base);
+		return EXIT_ERROR;
+	}
+	for (int m = 0; m < ANA_N_DMETRICS; m++) {
+		uint64_t b = d->base_total[m], n = d->new_total[m];
+		double limit = (double)b * (1.0 + pct / 100.0);
+		if ((double)n <= limit || n <= b)
+			continue;
+		fprintf(stderr,
+			"memana: check failed: %s %" PRIu64 " > baseline %" PRIu64 " + %g%%",
+			ana_dmetric_label((enum ana_dmetric)m), n, b, pct);
+		if (b)
+			fprintf(stderr, " (%+.1f%%)\n", 100.0 * ((double)n - (double)b) / (double)b);
+		else
+			fputs(" (new)\n", stderr);
+		/* The sites that grew most in this measure. */
+		for (int shown = 0; shown < 3; shown++) {
+			const struct ana_diff_site *best = NULL;
+			for (size_t i = 0; i < d->n_sites; i++) {
+				const struct ana_diff_site *s = &d->sites[i];
+				if (s->new_[m] <= s->base[m] || s->score < 0)
+					continue;
+				if (!best || s->new_[m] - s->base[m] > best->new_[m] - best->base[m])
+					best = s;
+			}
+			if (!best)
+				break;
+			fprintf(stderr, "  +%" PRIu64 " (%" PRIu64 " -> %" PRIu64 ") from:\n",
+				best->new_[m] - best->base[m], best->base[m], best->new_[m]);
+			ana_diff_print_stack(d, best, 4, 4, stderr);
+			((struct ana_diff_site *)best)->score = -1; /* shown */
+		}
+		for (size_t i = 0; i < d->n_sites; i++)
+			if (d->sites[i].score < 0)
+				d->sites[i].score = 0;
+		status = EXIT_BREACH;
+	}
+	ana_diff_free(d);
+	ana_db_free(base);
+	return status;
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "max-leaked", required_argument, NULL, OPT_MAX_LEAKED },
 		{ "max-peak", required_argument, NULL, OPT_MAX_PEAK },
 		{ "max-allocations", required_argument, NULL, OPT_MAX_ALLOCS },
+		{ "baseline", required_argument, NULL, OPT_BASELINE },
+		{ "max-increase", required_argument, NULL, OPT_MAX_INCREASE },
 		{ "temporary-gap", required_argument, NULL, OPT_GAP },
 		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -510,6 +694,9 @@ static int cmd_check(int argc, char **argv)
 	struct input_opts io = { 0 };
 	uint64_t max_leaked = 0, max_peak = 0, max_allocs = 0;
 	bool has_leaked = false, has_peak = false, has_allocs = false, quiet = false;
+	bool has_increase = false;
+	const char *baseline = NULL;
+	double max_increase = 0;
 	struct ana_db *db = NULL;
 	struct ana_report *rep = NULL;
 	int c, status = 0;
@@ -533,6 +720,17 @@ static int cmd_check(int argc, char **argv)
 				return EXIT_USAGE;
 			has_allocs = true;
 			break;
+		case OPT_BASELINE:
+			baseline = optarg;
+			break;
+		case OPT_MAX_INCREASE:
+			if (parse_percent(optarg, &max_increase) < 0)
+				return usage_error(usage_check,
+						   "--max-increase expects a percentage such as 10%%,"
+						   " not '%s'",
+						   optarg);
+			has_increase = true;
+			break;
 		case OPT_GAP:
 			if (parse_u64_opt(usage_check, "--temporary-gap", optarg,
 					  &io.temporary_gap) < 0)
@@ -544,6 +742,7 @@ static int cmd_check(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			io.quiet = true;
 			break;
 		case 'h':
 			fputs(usage_check, stdout);
@@ -552,7 +751,11 @@ static int cmd_check(int argc, char **argv)
 			return bad_option(usage_check, argv);
 		}
 	}
-	int st = load_operand(argc, argv, usage_check, &io, 0, &db, &rep);
+	if (has_increase && !baseline)
+		return usage_error(usage_check, "--max-increase needs --baseline");
+	/* A comparison needs every call site; the plain limits need none. */
+	int st = load_operand(argc, argv, usage_check, &io, baseline ? ANA_ALL_SITES : 0, &db,
+			      &rep);
 	if (st)
 		return st;
 	if (has_leaked && rep->leaked_bytes > max_leaked) {
@@ -575,10 +778,313 @@ static int cmd_check(int argc, char **argv)
 			rep->allocations, max_allocs);
 		status = EXIT_BREACH;
 	}
+	if (baseline) {
+		int bs = check_baseline(baseline, argv[optind], db, &io, max_increase);
+		if (bs == EXIT_ERROR)
+			status = EXIT_ERROR;
+		else if (bs && !status)
+			status = bs;
+	}
 	if (!status && !quiet)
 		fprintf(stderr, "memana: check passed\n");
 	ana_report_free(rep);
 	ana_db_free(db);
+	return status;
+}
+
+/* ---- flamegraph, diff, html --------------------------------------------------- */
+
+/* Open -o FILE (or stdout for NULL / "-"). Prints errors; NULL on failure. */
+static FILE *open_output(const char *path)
+{
+	FILE *f;
+
+	if (!path || !strcmp(path, "-"))
+		return stdout;
+	f = fopen(path, "w");
+	if (!f)
+		err_msg("cannot create '%s': %s", path, strerror(errno));
+	return f;
+}
+
+/* Close an output of open_output(); prints the error and returns -1 when
+ * writing failed. */
+static int close_output(FILE *f, const char *path)
+{
+	int bad = fflush(f) != 0 || ferror(f);
+
+	if (f != stdout && fclose(f) != 0)
+		bad = 1;
+	if (bad) {
+		err_msg("cannot write '%s': %s", path && strcmp(path, "-") ? path : "stdout",
+			strerror(errno ? errno : EIO));
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_flamegraph(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "metric", required_argument, NULL, OPT_METRIC },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "output", required_argument, NULL, 'o' },
+		{ "temporary-gap", required_argument, NULL, OPT_GAP },
+		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct input_opts io = { 0 };
+	enum ana_metric metric = ANA_M_CALLS;
+	bool speedscope = false;
+	const char *out = NULL;
+	char errmsg[ERRMSG_CAP] = "";
+	struct ana_db *db = NULL;
+	struct ana_ftree *t = NULL;
+	int c, m, status = EXIT_ERROR;
+
+	while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_METRIC:
+			m = ana_metric_parse(optarg);
+			if (m < 0)
+				return usage_error(usage_flamegraph,
+						   "--metric expects calls, allocated, peak, leaked"
+						   " or temporary, not '%s'",
+						   optarg);
+			metric = (enum ana_metric)m;
+			break;
+		case OPT_FORMAT:
+			if (!strcmp(optarg, "speedscope"))
+				speedscope = true;
+			else if (!strcmp(optarg, "folded"))
+				speedscope = false;
+			else
+				return usage_error(usage_flamegraph,
+						   "--format expects folded or speedscope, not '%s'",
+						   optarg);
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case OPT_GAP:
+			if (parse_u64_opt(usage_flamegraph, "--temporary-gap", optarg,
+					  &io.temporary_gap) < 0)
+				return EXIT_USAGE;
+			io.gap_set = true;
+			break;
+		case OPT_DEBUG_PATH:
+			io.debug_path = optarg;
+			break;
+		case 'q':
+			io.quiet = true;
+			break;
+		case 'h':
+			fputs(usage_flamegraph, stdout);
+			return 0;
+		default:
+			return bad_option(usage_flamegraph, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_flamegraph, argc - optind ? "too many arguments"
+								   : "missing TRACE or DB");
+	const char *path = argv[optind];
+	if (open_input(path, &io, ANA_ALL_SITES, &db) < 0)
+		return EXIT_ERROR;
+	int rc = ana_ftree_new(&t);
+	if (rc == 0)
+		rc = ana_ftree_add_db(t, db, 0, path, errmsg, sizeof(errmsg));
+	if (rc == 0)
+		rc = ana_ftree_finish(t, 0, metric);
+	if (rc < 0) {
+		err_msg("%s", errmsg[0] ? errmsg : cm_strerror(rc));
+		goto out;
+	}
+	FILE *f = open_output(out);
+	if (!f)
+		goto out;
+	if (speedscope)
+		ana_ftree_write_speedscope(t, 0, metric, ana_basename(path), f);
+	else
+		ana_ftree_write_folded(t, 0, metric, f);
+	if (close_output(f, out) == 0)
+		status = 0;
+out:
+	ana_ftree_free(t);
+	ana_db_free(db);
+	return status;
+}
+
+static int cmd_diff(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "top", required_argument, NULL, OPT_TOP },
+		{ "temporary-gap", required_argument, NULL, OPT_GAP },
+		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct input_opts io = { 0 };
+	uint64_t top = 20;
+	bool json = false;
+	char errmsg[ERRMSG_CAP] = "";
+	struct ana_db *base = NULL, *new_db = NULL;
+	struct ana_diff *d = NULL;
+	int c, status = EXIT_ERROR;
+
+	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_TOP:
+			if (parse_u64_opt(usage_diff, "--top", optarg, &top) < 0)
+				return EXIT_USAGE;
+			break;
+		case OPT_GAP:
+			if (parse_u64_opt(usage_diff, "--temporary-gap", optarg,
+					  &io.temporary_gap) < 0)
+				return EXIT_USAGE;
+			io.gap_set = true;
+			break;
+		case OPT_DEBUG_PATH:
+			io.debug_path = optarg;
+			break;
+		case 'q':
+			io.quiet = true;
+			break;
+		case 'h':
+			fputs(usage_diff, stdout);
+			return 0;
+		default:
+			return bad_option(usage_diff, argv);
+		}
+	}
+	if (argc - optind != 2)
+		return usage_error(usage_diff, argc - optind > 2 ? "too many arguments"
+								 : "expected BASE and NEW");
+	const char *bp = argv[optind], *np = argv[optind + 1];
+	if (open_input(bp, &io, ANA_ALL_SITES, &base) < 0 ||
+	    open_input(np, &io, ANA_ALL_SITES, &new_db) < 0)
+		goto out;
+	if (ana_diff_new(base, bp, new_db, np, &d, errmsg, sizeof(errmsg)) < 0) {
+		err_msg("%s", errmsg);
+		goto out;
+	}
+	if (json)
+		ana_diff_print_json(d, (size_t)top, stdout);
+	else
+		ana_diff_print_text(d, (size_t)top, stdout);
+	if (close_output(stdout, NULL) == 0)
+		status = 0;
+out:
+	ana_diff_free(d);
+	ana_db_free(base);
+	ana_db_free(new_db);
+	return status;
+}
+
+/* PATH with a trailing .zst or .db replaced by .html (caller frees). */
+static char *html_path(const char *path)
+{
+	size_t len = strlen(path);
+	char *p;
+
+	if (len > 4 && !strcmp(path + len - 4, ".zst"))
+		len -= 4;
+	else if (len > 3 && !strcmp(path + len - 3, ".db"))
+		len -= 3;
+	p = malloc(len + 6);
+	if (!p)
+		return NULL;
+	memcpy(p, path, len);
+	memcpy(p + len, ".html", 6);
+	return p;
+}
+
+static int cmd_html(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "top", required_argument, NULL, OPT_TOP },
+		{ "temporary-gap", required_argument, NULL, OPT_GAP },
+		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct input_opts io = { 0 };
+	uint64_t top = 10;
+	const char *out = NULL;
+	char *def = NULL;
+	char errmsg[ERRMSG_CAP] = "";
+	struct ana_db *db = NULL;
+	int c, status = EXIT_ERROR;
+
+	while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			out = optarg;
+			break;
+		case OPT_TOP:
+			if (parse_u64_opt(usage_html, "--top", optarg, &top) < 0)
+				return EXIT_USAGE;
+			if (top > 10000)
+				top = 10000;
+			break;
+		case OPT_GAP:
+			if (parse_u64_opt(usage_html, "--temporary-gap", optarg,
+					  &io.temporary_gap) < 0)
+				return EXIT_USAGE;
+			io.gap_set = true;
+			break;
+		case OPT_DEBUG_PATH:
+			io.debug_path = optarg;
+			break;
+		case 'q':
+			io.quiet = true;
+			break;
+		case 'h':
+			fputs(usage_html, stdout);
+			return 0;
+		default:
+			return bad_option(usage_html, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_html, argc - optind ? "too many arguments"
+							     : "missing TRACE or DB");
+	const char *path = argv[optind];
+	if (!out) {
+		def = html_path(path);
+		if (!def) {
+			err_msg("out of memory");
+			return EXIT_ERROR;
+		}
+		out = def;
+	}
+	if (open_input(path, &io, ANA_ALL_SITES, &db) < 0)
+		goto out;
+	FILE *f = open_output(out);
+	if (!f)
+		goto out;
+	int rc = ana_html_write(db, path, (unsigned)top, 5000, f, errmsg, sizeof(errmsg));
+	if (close_output(f, out) < 0)
+		goto out;
+	if (rc < 0) {
+		err_msg("%s", errmsg[0] ? errmsg : cm_strerror(rc));
+		if (strcmp(out, "-"))
+			unlink(out);
+		goto out;
+	}
+	status = 0;
+out:
+	ana_db_free(db);
+	free(def);
 	return status;
 }
 
@@ -719,6 +1225,9 @@ int main(int argc, char **argv)
 		{ "report", cmd_report },
 		{ "ingest", cmd_ingest },
 		{ "check", cmd_check },
+		{ "flamegraph", cmd_flamegraph },
+		{ "diff", cmd_diff },
+		{ "html", cmd_html },
 		{ "dump", cmd_dump },
 	};
 

@@ -1,13 +1,15 @@
 #!/bin/sh
 # Install what memrec/memana need on Debian 12 (bookworm). Idempotent; prints
 # nothing and runs no apt when every package is already installed. With
-# --bench, also heaptrack (the benchmark's reference).
+# --bench, also heaptrack (the benchmark's reference). chromium: the tests
+# open memana's HTML report in headless Chromium (tests/tools/browser_check.py).
 # This is the single place that knows the project's dependencies.
 set -eu
 
 PKGS="gcc g++ make pkg-config libc6-dev
 libzstd-dev libunwind-dev libsqlite3-dev libdw-dev libelf-dev
-libcmocka-dev sqlite3 python3 perl"
+libcmocka-dev sqlite3 python3 perl
+chromium"
 # --bench: also what `make bench` compares against.
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS heaptrack"
 

@@ -18,7 +18,7 @@ is "$(ls x.db.tmp* 2>/dev/null)" "" "no temporary file left behind"
 
 q() { sqlite3 -batch x.db "$1" 2>&1; }
 meta() { q "SELECT value FROM meta WHERE key = '$1'"; }
-is "$(meta schema_version)" 1 "meta.schema_version = 1"
+is "$(meta schema_version)" 2 "meta.schema_version = 2"
 is "$(meta complete)" 1 "meta.complete = 1"
 is "$(meta inconsistent)" 0 "meta.inconsistent = 0"
 is "$(meta unmatched_frees)" 0 "meta.unmatched_frees = 0"
