@@ -118,7 +118,8 @@ int ana_diff_new(struct ana_db *base, const char *base_name, struct ana_db *new_
 		}
 		d->sites[d->n_sites++] = s;
 	}
-	qsort(d->sites, d->n_sites, sizeof(*d->sites), site_cmp);
+	if (d->n_sites)
+		qsort(d->sites, d->n_sites, sizeof(*d->sites), site_cmp);
 	*out = d;
 	return 0;
 fail:

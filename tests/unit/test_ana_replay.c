@@ -677,6 +677,152 @@ static void test_report_subset(void **state)
 	tb_free_all(b);
 }
 
+/* Histograms and the block callback: one stream, ticks at known times. Site
+ * node 2 allocates sizes 10, 10, 100 and 0 (buckets 4, 4, 7, 0: the inline
+ * bucket and the spill table); lifetimes 0 ms / 1 allocation between,
+ * 50 ms / 1 between, 1000 ms / 0 between; one block never freed. */
+struct blocks_seen {
+	int n, n_freed;
+	struct ana_block b[8];
+};
+
+static int on_block(void *ctx, const struct ana_block *b)
+{
+	struct blocks_seen *s = ctx;
+
+	if (s->n < 8)
+		s->b[s->n] = *b;
+	s->n++;
+	s->n_freed += b->freed;
+	return 0;
+}
+
+static void test_histograms(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+	struct blocks_seen seen = { 0 };
+	struct ana_replay_opts o = { .on_block = on_block, .block_ctx = &seen };
+	struct ana_profile *p = NULL;
+	uint64_t c[ANA_HIST_BUCKETS];
+	char err[256] = "";
+
+	tb_thread(b, 0, 1, 100);
+	tb_node(b, 0, 1, 0, 0x400100);
+	tb_node(b, 0, 2, 1, 0x400200);
+	tb_alloc(b, 0, 2, TF_KIND_MALLOC, 2, 10, P);  /* freed at 3: 1 between, 0 ms */
+	tb_alloc(b, 0, 3, TF_KIND_CALLOC, 2, 10, Q);  /* freed at 6: 1 between, 50 ms */
+	tb_free(b, 0, 4, TF_KIND_FREE, P);
+	tb_flush(b, 0);
+	tb_tick(b, 5, 5000000, 0);
+	tb_alloc(b, 0, 5, TF_KIND_MALLOC, 2, 100, R); /* freed at 7: 0 between, 1000 ms */
+	tb_free(b, 0, 6, TF_KIND_REALLOC, Q);
+	tb_flush(b, 0);
+	tb_tick(b, 7, 55000000, 0);
+	tb_free(b, 0, 7, TF_KIND_FREE, R);
+	tb_alloc(b, 0, 8, TF_KIND_MALLOC, 2, 0, P);   /* never freed */
+	tb_flush(b, 0);
+	tb_tick(b, 9, 1055000000, 0);
+	tb_end(b, 1056000000, 7);
+	tb_finish(b);
+	if (ana_replay_mem(b->file, b->file_len, "mem", &o, &p, err, sizeof(err)) < 0)
+		fail_msg("replay: %s", err);
+
+	/* the program */
+	assert_int_equal(p->hist[ANA_HIST_SIZE][0].count, 1);
+	assert_int_equal(p->hist[ANA_HIST_SIZE][4].count, 2);
+	assert_int_equal(p->hist[ANA_HIST_SIZE][4].bytes, 20);
+	assert_int_equal(p->hist[ANA_HIST_SIZE][7].count, 1);
+	assert_int_equal(p->hist[ANA_HIST_LIFETIME_MS][0].count, 1);
+	assert_int_equal(p->hist[ANA_HIST_LIFETIME_MS][ana_hist_bucket(50)].count, 1);
+	assert_int_equal(p->hist[ANA_HIST_LIFETIME_MS][ana_hist_bucket(1000)].count, 1);
+	assert_int_equal(p->hist[ANA_HIST_LIFETIME_MS][ana_hist_bucket(1000)].bytes, 100);
+	assert_int_equal(p->hist[ANA_HIST_LIFETIME_ALLOCS][1].count, 2);
+	assert_int_equal(p->hist[ANA_HIST_LIFETIME_ALLOCS][0].count, 1);
+	/* the site, inline bucket and spill together */
+	const struct ana_node *n = ana_profile_node(p, 2);
+	assert_non_null(n);
+	ana_profile_site_hist(p, n->site, ANA_HIST_SIZE, c);
+	assert_int_equal(c[4], 2);
+	assert_int_equal(c[7], 1);
+	assert_int_equal(c[0], 1);
+	assert_int_equal(c[1] + c[2] + c[3] + c[5] + c[6], 0);
+	ana_profile_site_hist(p, n->site, ANA_HIST_LIFETIME_ALLOCS, c);
+	assert_int_equal(c[1], 2);
+	assert_int_equal(c[0], 1);
+	/* the blocks: three released in order, then the live one */
+	assert_int_equal(seen.n, 4);
+	assert_int_equal(seen.n_freed, 3);
+	assert_int_equal(seen.b[0].addr, P);
+	assert_int_equal(seen.b[0].birth_seq, 2);
+	assert_int_equal(seen.b[0].death_seq, 4);
+	assert_int_equal(seen.b[0].lifetime_allocs, 1);
+	assert_int_equal(seen.b[0].birth_ns, 5000000);
+	assert_int_equal(seen.b[0].death_ns, 5000000);
+	assert_true(!seen.b[0].temporary);
+	assert_int_equal(seen.b[1].addr, Q);
+	assert_int_equal(seen.b[1].kind, TF_KIND_CALLOC);
+	assert_int_equal(seen.b[1].freed_by, TF_KIND_REALLOC);
+	assert_int_equal(seen.b[1].death_ns - seen.b[1].birth_ns, 50000000);
+	assert_int_equal(seen.b[2].addr, R);
+	assert_true(seen.b[2].temporary);
+	assert_int_equal(seen.b[2].death_ns - seen.b[2].birth_ns, 1000000000);
+	assert_int_equal(seen.b[3].addr, P);
+	assert_true(!seen.b[3].freed);
+	assert_int_equal(seen.b[3].birth_seq, 8);
+	assert_int_equal(seen.b[3].node_id, 2);
+	assert_int_equal(p->totals.peak_seq, 5); /* 10 + 100 live after seq 5 */
+	ana_profile_free(p);
+	tb_free_all(b);
+}
+
+/* Many sites with several size buckets each (the spill table grows and is
+ * sorted), checked against counts kept here. */
+static void test_site_hist_spill(void **state)
+{
+	(void)state;
+	enum { SITES = 600, PER = 6 };
+	struct tb *b = tb_new();
+	static uint64_t want[SITES + 1][ANA_HIST_BUCKETS];
+	uint64_t seq = 1, c[ANA_HIST_BUCKETS];
+	struct ana_profile *p;
+
+	memset(want, 0, sizeof(want));
+	tb_thread(b, 0, seq++, 100);
+	for (uint32_t id = 1; id <= SITES; id++) {
+		tb_node(b, 0, id, 0, 0x400000 + id * 16);
+		for (int k = 0; k < PER; k++) {
+			uint64_t size = (uint64_t)1 << ((id + (uint32_t)k * 7) % 20);
+			uint64_t addr = 0x10000000 + ((uint64_t)id * PER + (uint64_t)k) * 64;
+			tb_alloc(b, 0, seq++, TF_KIND_MALLOC, id, size, addr);
+			tb_free(b, 0, seq++, TF_KIND_FREE, addr);
+			want[id][ana_hist_bucket(size)]++;
+		}
+		if (id % 50 == 0)
+			tb_flush(b, 0);
+	}
+	tb_flush(b, 0);
+	tb_end(b, 1000, seq);
+	tb_finish(b);
+	p = replay(b, 0);
+	assert_true(p->n_hist > 0);
+	for (size_t i = 1; i < p->n_hist; i++)
+		assert_true(p->hist_keys[i - 1] < p->hist_keys[i]);
+	for (uint32_t id = 1; id <= SITES; id++) {
+		const struct ana_node *n = ana_profile_node(p, id);
+		assert_non_null(n);
+		ana_profile_site_hist(p, n->site, ANA_HIST_SIZE, c);
+		for (unsigned k = 0; k < ANA_HIST_BUCKETS; k++)
+			if (c[k] != want[id][k])
+				fail_msg("site %u bucket %u: %llu, want %llu", id, k,
+					 (unsigned long long)c[k], (unsigned long long)want[id][k]);
+		ana_profile_site_hist(p, n->site, ANA_HIST_LIFETIME_ALLOCS, c);
+		assert_int_equal(c[0], PER);
+	}
+	ana_profile_free(p);
+	tb_free_all(b);
+}
+
 static void test_util(void **state)
 {
 	(void)state;
@@ -725,6 +871,8 @@ int main(void)
 		cmocka_unit_test(test_node_ids),
 		cmocka_unit_test(test_many_live),
 		cmocka_unit_test(test_report_subset),
+		cmocka_unit_test(test_histograms),
+		cmocka_unit_test(test_site_hist_spill),
 		cmocka_unit_test(test_util),
 	};
 
