@@ -107,7 +107,7 @@ PROG_CXX := $(wildcard tests/progs/*.cpp)
 PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
 	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX)) \
 	$(BUILD)/tests/progs/gt_diff_v2
-PROG_CFLAGS := -g -O0 -fno-omit-frame-pointer -fno-inline -pthread
+PROG_CFLAGS := -g -O0 -fno-omit-frame-pointer -fno-inline -pthread -Iinclude
 # dlopen plugins of the tests: tests/progs/plugins/NAME.c -> libNAME.so
 PLUGIN_C := $(wildcard tests/progs/plugins/*.c)
 PLUGINS := $(patsubst tests/progs/plugins/%.c,$(BUILD)/tests/progs/lib%.so,$(PLUGIN_C))
@@ -128,6 +128,9 @@ $(BUILD)/tests/progs/%: tests/progs/%.cpp | $(BUILD)/.dirs
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  CXX     $<"
 	$(Q)$(CXX) $(PROG_CFLAGS) -Wall -o $@ $<
+
+# Programs using the public header (include/memrec.h).
+$(BUILD)/tests/progs/gt_phases: include/memrec.h
 
 # The second build of gt_diff (tests/e2e/3104-diff.sh): one site doubles.
 $(BUILD)/tests/progs/gt_diff_v2: tests/progs/gt_diff.c | $(BUILD)/.dirs
@@ -226,9 +229,10 @@ demo:
 	@tools/demo.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(MEMREC) $(MEMANA) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/memrec.h $(DESTDIR)$(PREFIX)/include/
 
 format:
 	clang-format -i common/*.[ch] formats/*.[ch] recorder/*.[ch] analyzer/*.[ch]

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ana_db.h"
+#include "ana_growth.h"
 #include "ana_sym.h"
 #include "cm_err.h"
 #include "tf_dec.h"
@@ -22,6 +23,7 @@ struct ana_db {
 	char *path;
 	sqlite3_stmt *tick;   /* INSERT INTO ticks */
 	sqlite3_stmt *block;  /* INSERT INTO allocations (ana_db_begin_blocks()) */
+	sqlite3_stmt *phase, *phase_site, *marker; /* INSERT INTO phases... */
 	int in_txn;
 	int tick_err;
 	int blocks_on;        /* allocation rows are written */
@@ -47,7 +49,10 @@ static const char schema_sql[] =
 	"  alloc_calls INTEGER NOT NULL, alloc_bytes INTEGER NOT NULL,\n"
 	"  temp_calls INTEGER NOT NULL, temp_bytes INTEGER NOT NULL,\n"
 	"  peak_blocks INTEGER NOT NULL, peak_bytes INTEGER NOT NULL,\n"
-	"  leaked_blocks INTEGER NOT NULL, leaked_bytes INTEGER NOT NULL);\n"
+	"  leaked_blocks INTEGER NOT NULL, leaked_bytes INTEGER NOT NULL,\n"
+	"  realloc_calls INTEGER NOT NULL, realloc_grow_calls INTEGER NOT NULL,\n"
+	"  early_leaked_blocks INTEGER NOT NULL, early_leaked_bytes INTEGER NOT NULL,\n"
+	"  growth_rate REAL NOT NULL, mean_live_bytes REAL NOT NULL);\n"
 	"CREATE TABLE ticks(time_ns INTEGER NOT NULL, heap_bytes INTEGER NOT NULL,\n"
 	"  rss_bytes INTEGER NOT NULL);\n"
 	"CREATE TABLE histogram(kind TEXT NOT NULL, bucket INTEGER NOT NULL,\n"
@@ -62,6 +67,21 @@ static const char schema_sql[] =
 	"  kind TEXT NOT NULL, birth_seq INTEGER NOT NULL, birth_ns INTEGER NOT NULL,\n"
 	"  death_seq INTEGER, death_ns INTEGER, lifetime_ns INTEGER,\n"
 	"  lifetime_allocs INTEGER, freed_by TEXT, temporary INTEGER NOT NULL);\n"
+	"CREATE TABLE phases(id INTEGER PRIMARY KEY, parent INTEGER, depth INTEGER NOT NULL,\n"
+	"  stream INTEGER NOT NULL, name TEXT NOT NULL, ended INTEGER NOT NULL,\n"
+	"  begin_seq INTEGER NOT NULL, end_seq INTEGER, begin_ns INTEGER NOT NULL,\n"
+	"  end_ns INTEGER NOT NULL, alloc_calls INTEGER NOT NULL,\n"
+	"  alloc_bytes INTEGER NOT NULL, left_blocks INTEGER NOT NULL,\n"
+	"  left_bytes INTEGER NOT NULL, heap_begin INTEGER NOT NULL,\n"
+	"  heap_end INTEGER NOT NULL, peak_heap_bytes INTEGER NOT NULL,\n"
+	"  peak_ns INTEGER NOT NULL, rss_begin INTEGER NOT NULL, rss_end INTEGER NOT NULL,\n"
+	"  rss_peak INTEGER NOT NULL);\n"
+	"CREATE TABLE phase_sites(phase_id INTEGER NOT NULL REFERENCES phases(id),\n"
+	"  rank INTEGER NOT NULL, node_id INTEGER NOT NULL, bytes INTEGER NOT NULL,\n"
+	"  PRIMARY KEY(phase_id, rank)) WITHOUT ROWID;\n"
+	"CREATE TABLE markers(id INTEGER PRIMARY KEY, stream INTEGER NOT NULL,\n"
+	"  name TEXT NOT NULL, seq INTEGER NOT NULL, time_ns INTEGER NOT NULL,\n"
+	"  heap_bytes INTEGER NOT NULL, rss_bytes INTEGER NOT NULL);\n"
 	"CREATE VIEW hotspots AS SELECT node_id, alloc_calls AS calls,\n"
 	"  alloc_bytes AS bytes FROM sites WHERE alloc_calls > 0\n"
 	"  ORDER BY calls DESC, bytes DESC, node_id;\n"
@@ -95,8 +115,8 @@ static const char schema_sql[] =
 	"  JOIN address_frames af ON af.address_id = n.address_id;\n"
 	"CREATE VIEW call_sites AS SELECT node_id, function, file, line, module\n"
 	"  FROM (SELECT *, row_number() OVER (PARTITION BY node_id\n"
-	"    ORDER BY level, inline_depth) AS rn FROM stack_frames\n"
-	"    WHERE function NOT LIKE 'operator new%') WHERE rn = 1;\n"
+	"    ORDER BY function GLOB 'operator new*', level, inline_depth) AS rn\n"
+	"    FROM stack_frames) WHERE rn = 1;\n"
 	"CREATE VIEW stacks AS SELECT node_id, group_concat(function ||\n"
 	"  CASE WHEN file <> '' THEN ' at ' || file || ':' || line ELSE '' END ||\n"
 	"  CASE WHEN module <> '' THEN ' in ' || module ELSE '' END, char(10)) AS stack\n"
@@ -119,6 +139,10 @@ static void db_close(struct ana_db *db)
 	if (db->block)
 		sqlite3_finalize(db->block);
 	db->block = NULL;
+	sqlite3_finalize(db->phase);
+	sqlite3_finalize(db->phase_site);
+	sqlite3_finalize(db->marker);
+	db->phase = db->phase_site = db->marker = NULL;
 	if (db->db) {
 		if (db->in_txn)
 			sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
@@ -170,7 +194,14 @@ int ana_db_create(struct ana_db **out, const char *path, char *errmsg, size_t ca
 	if (sqlite3_exec(db->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	if (sqlite3_prepare_v2(db->db, "INSERT INTO ticks VALUES(?,?,?)", -1, &db->tick,
-			       NULL) != SQLITE_OK)
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db->db,
+			       "INSERT INTO phases VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       -1, &db->phase, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db->db, "INSERT INTO phase_sites VALUES(?,?,?,?)", -1,
+			       &db->phase_site, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db->db, "INSERT INTO markers VALUES(?,?,?,?,?,?,?)", -1,
+			       &db->marker, NULL) != SQLITE_OK)
 		goto fail;
 	*out = db;
 	return 0;
@@ -178,6 +209,39 @@ fail:
 	rc = db_fail(db, errmsg, cap, "cannot create database");
 	ana_db_free(db);
 	return rc;
+}
+
+/* Compare every view of schema_sql with the one stored in db. Returns
+ * NULL when all match, else the first differing view's name (static
+ * storage, overwritten by the next call). */
+static const char *check_views(sqlite3 *db)
+{
+	static char name[64];
+	const char *p = schema_sql;
+	sqlite3_stmt *st = NULL;
+	const char *bad = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return "sqlite_master";
+	while (!bad && (p = strstr(p, "CREATE VIEW ")) != NULL) {
+		const char *end = strstr(p, ";\n");
+		const char *ns = p + 12, *ne = strchr(ns, ' ');
+		if (!end || !ne || (size_t)(ne - ns) >= sizeof(name))
+			break;
+		memcpy(name, ns, (size_t)(ne - ns));
+		name[ne - ns] = 0;
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		const unsigned char *sql = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0)
+									  : NULL;
+		if (!sql || strlen((const char *)sql) != (size_t)(end - p) ||
+		    memcmp(sql, p, (size_t)(end - p)))
+			bad = name;
+		sqlite3_reset(st);
+		p = end;
+	}
+	sqlite3_finalize(st);
+	return bad;
 }
 
 int ana_db_open(struct ana_db **out, const char *path, char *errmsg, size_t cap)
@@ -208,6 +272,17 @@ int ana_db_open(struct ana_db **out, const char *path, char *errmsg, size_t cap)
 				 path, version, ANA_DB_SCHEMA_VERSION);
 		ana_db_free(db);
 		return -CM_E_VERSION;
+	}
+	/* memana reads through its views: they must be its own (a database
+	 * file is untrusted input; a view can be any query). */
+	const char *bad = check_views(db->db);
+	if (bad) {
+		if (errmsg && cap)
+			snprintf(errmsg, cap,
+				 "'%s': not a memana database (view '%s' differs from memana's)",
+				 path, bad);
+		ana_db_free(db);
+		return -CM_E_CORRUPT;
 	}
 	*out = db;
 	return 0;
@@ -261,10 +336,14 @@ int ana_db_add_block(void *ctx, const struct ana_block *b)
 	if (b->freed) {
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)b->death_seq);
 		sqlite3_bind_int64(st, 9, (sqlite3_int64)b->death_ns);
-		sqlite3_bind_int64(st, 10, (sqlite3_int64)(b->death_ns - b->birth_ns));
+		sqlite3_bind_int64(st, 10,
+				   b->death_ns > b->birth_ns ? (sqlite3_int64)(b->death_ns - b->birth_ns)
+							     : 0);
 		sqlite3_bind_int64(st, 11, (sqlite3_int64)b->lifetime_allocs);
-		sqlite3_bind_text(st, 12, tf_kind_name((enum tf_kind)b->freed_by), -1,
-				  SQLITE_STATIC);
+		sqlite3_bind_text(st, 12,
+				  b->freed_by == ANA_FREED_LOST ? "lost"
+								: tf_kind_name((enum tf_kind)b->freed_by),
+				  -1, SQLITE_STATIC);
 	} else {
 		for (int i = 8; i <= 12; i++)
 			sqlite3_bind_null(st, i);
@@ -273,6 +352,63 @@ int ana_db_add_block(void *ctx, const struct ana_block *b)
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
+
+static int db_step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
+
+int ana_db_add_phase(void *ctx, const struct ana_phase *ph)
+{
+	struct ana_db *db = ctx;
+	sqlite3_stmt *st = db->phase;
+	const uint64_t v[] = {
+		ph->begin_seq, ph->end_seq, ph->begin_ns, ph->end_ns, ph->alloc_calls,
+		ph->alloc_bytes, ph->left_blocks, ph->left_bytes, ph->heap_begin, ph->heap_end,
+		ph->peak_heap_bytes, ph->peak_ns, ph->rss_begin, ph->rss_end, ph->rss_peak,
+	};
+
+	sqlite3_bind_int64(st, 1, ph->id);
+	if (ph->parent)
+		sqlite3_bind_int64(st, 2, ph->parent);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, ph->depth);
+	sqlite3_bind_int64(st, 4, ph->stream);
+	sqlite3_bind_text(st, 5, ph->name, (int)ph->name_len, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 6, ph->ended);
+	for (int i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++)
+		sqlite3_bind_int64(st, 7 + i, (sqlite3_int64)v[i]);
+	if (!ph->ended)
+		sqlite3_bind_null(st, 8);
+	CM_TRY(db_step(st));
+	for (size_t i = 0; i < ph->n_sites; i++) {
+		sqlite3_bind_int64(db->phase_site, 1, ph->id);
+		sqlite3_bind_int64(db->phase_site, 2, (sqlite3_int64)i + 1);
+		sqlite3_bind_int64(db->phase_site, 3, ph->site_nodes[i]);
+		sqlite3_bind_int64(db->phase_site, 4, (sqlite3_int64)ph->site_growth[i]);
+		CM_TRY(db_step(db->phase_site));
+	}
+	return 0;
+}
+
+int ana_db_add_marker(void *ctx, const struct ana_marker *m)
+{
+	struct ana_db *db = ctx;
+	sqlite3_stmt *st = db->marker;
+
+	sqlite3_bind_int64(st, 1, m->index);
+	sqlite3_bind_int64(st, 2, m->stream);
+	sqlite3_bind_text(st, 3, m->name, (int)m->name_len, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)m->seq);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)m->time_ns);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)m->heap_bytes);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->rss_bytes);
+	return db_step(st);
 }
 
 struct sqlite3 *ana_db_sqlite(struct ana_db *db)
@@ -414,6 +550,9 @@ static int store_meta(struct store *s, const char *trace_path)
 	CM_TRY(meta_int(s, "late_events", t->late_events));
 	CM_TRY(meta_int(s, "ticks", t->n_ticks));
 	CM_TRY(meta_int(s, "allocation_rows", (uint64_t)s->db->blocks_on));
+	CM_TRY(meta_int(s, "phases", t->phases));
+	CM_TRY(meta_int(s, "markers", t->markers));
+	CM_TRY(meta_int(s, "unmatched_phase_ends", t->unmatched_phase_ends));
 	return 0;
 }
 
@@ -631,6 +770,12 @@ static int store_nodes(struct store *s)
 		bind_u64(s->site, 7, st->peak_bytes);
 		bind_u64(s->site, 8, st->live_blocks);
 		bind_u64(s->site, 9, st->live_bytes);
+		bind_u64(s->site, 10, st->realloc_calls);
+		bind_u64(s->site, 11, st->realloc_grow_calls);
+		bind_u64(s->site, 12, st->early_leaked_blocks);
+		bind_u64(s->site, 13, st->early_leaked_bytes);
+		sqlite3_bind_double(s->site, 14, st->growth_rate);
+		sqlite3_bind_double(s->site, 15, st->mean_live_bytes);
 		if ((rc = step(s->site)) < 0)
 			goto out;
 		if ((rc = store_site_histograms(s, id, n->site)) < 0)
@@ -680,7 +825,7 @@ int ana_db_store_with(struct ana_db *db, struct ana_profile *prof,
 		{ offsetof(struct store, frame), "INSERT INTO frames VALUES(?,?,?,?,?)" },
 		{ offsetof(struct store, node), "INSERT INTO nodes VALUES(?,?,?)" },
 		{ offsetof(struct store, site),
-		  "INSERT INTO sites VALUES(?,?,?,?,?,?,?,?,?)" },
+		  "INSERT INTO sites VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
 		{ offsetof(struct store, hist), "INSERT INTO histogram VALUES(?,?,?,?,?,?)" },
 		{ offsetof(struct store, site_hist),
 		  "INSERT INTO site_histogram VALUES(?,?,?,?,?,?)" },
@@ -705,6 +850,12 @@ int ana_db_store_with(struct ana_db *db, struct ana_profile *prof,
 		rc = store_modules(&s);
 	if (rc == 0)
 		rc = store_nodes(&s);
+	if (rc == 0) {
+		struct ana_growth g;
+		rc = ana_growth_compute(db->db, prof->duration_ns, prof->totals.peak_heap_bytes, &g);
+		if (rc == 0)
+			rc = ana_growth_store(db->db, &g);
+	}
 	if (rc == -CM_E_SQLITE) {
 		rc = db_fail(db, errmsg, cap, "cannot write database");
 		goto out;

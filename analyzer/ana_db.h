@@ -61,6 +61,11 @@ int ana_db_begin_blocks(struct ana_db *db, char *errmsg, size_t cap);
  * struct ana_db, after ana_db_begin_blocks()). Returns 0 or -CM_E_SQLITE. */
 int ana_db_add_block(void *ctx, const struct ana_block *b);
 
+/* Append a phase (and its sites) / a marker; an ana_phase_fn /
+ * ana_marker_fn (ctx is the struct ana_db). Returns 0 or -CM_E_SQLITE. */
+int ana_db_add_phase(void *ctx, const struct ana_phase *ph);
+int ana_db_add_marker(void *ctx, const struct ana_marker *m);
+
 /* The SQLite handle (borrowed). */
 struct sqlite3 *ana_db_sqlite(struct ana_db *db);
 

@@ -50,8 +50,8 @@ static int site_cmp(const void *a, const void *b)
 
 	if (x->score != y->score)
 		return x->score > y->score ? -1 : 1;
-	int64_t dx = llabs((long long)(x->new_[0] - x->base[0]));
-	int64_t dy = llabs((long long)(y->new_[0] - y->base[0]));
+	uint64_t dx = x->new_[0] > x->base[0] ? x->new_[0] - x->base[0] : x->base[0] - x->new_[0];
+	uint64_t dy = y->new_[0] > y->base[0] ? y->new_[0] - y->base[0] : y->base[0] - y->new_[0];
 	if (dx != dy)
 		return dx > dy ? -1 : 1;
 	return x->node < y->node ? -1 : x->node > y->node;
@@ -74,10 +74,12 @@ int ana_diff_new(struct ana_db *base, const char *base_name, struct ana_db *new_
 	rc = load_totals(base, base_name, d->base_total, errmsg, cap);
 	if (rc == 0)
 		rc = load_totals(new_db, new_name, d->new_total, errmsg, cap);
-	if (rc == 0)
-		rc = ana_ftree_add_db(d->tree, base, 0, base_name, errmsg, cap);
+	/* The new build first: a merged frame shows the file and line where
+	 * it was first seen. */
 	if (rc == 0)
 		rc = ana_ftree_add_db(d->tree, new_db, 1, new_name, errmsg, cap);
+	if (rc == 0)
+		rc = ana_ftree_add_db(d->tree, base, 0, base_name, errmsg, cap);
 	if (rc == 0)
 		rc = ana_ftree_finish(d->tree, 1, ANA_M_CALLS);
 	if (rc < 0)
@@ -279,8 +281,10 @@ void ana_diff_print_json(const struct ana_diff *d, size_t top, FILE *f)
 		json_vals("new", s->new_, f);
 		fputs(", \"change\": {", f);
 		for (int m = 0; m < ANA_N_DMETRICS; m++)
-			fprintf(f, "%s\"%s\": %" PRId64, m ? ", " : "", djson[m],
-				(int64_t)(s->new_[m] - s->base[m]));
+			fprintf(f, "%s\"%s\": %s%" PRIu64, m ? ", " : "", djson[m],
+				s->new_[m] < s->base[m] ? "-" : "",
+				s->new_[m] < s->base[m] ? s->base[m] - s->new_[m]
+							: s->new_[m] - s->base[m]);
 		fputs("}}", f);
 	}
 	fputs("]}\n", f);

@@ -31,7 +31,8 @@ struct ana_diff_site {
 };
 
 struct ana_diff {
-	struct ana_ftree *tree;           /* owned: side 0 = base, 1 = new */
+	struct ana_ftree *tree;           /* owned: side 0 = base, 1 = new (added
+					   * first: locations are the new build's) */
 	uint64_t base_total[ANA_N_DMETRICS], new_total[ANA_N_DMETRICS];
 	char *base_name, *new_name;       /* owned */
 	struct ana_diff_site *sites;      /* owned: changed sites, by score (desc) */

@@ -86,6 +86,9 @@ static int keep_whole(struct batch *b, const struct tf_record *rec)
 		o1 = arena_put(b, rec->u.module.path, rec->u.module.path_len);
 		o2 = arena_put(b, rec->u.module.build_id, rec->u.module.build_id_len);
 		break;
+	case TF_TAG_PHASE:
+		o1 = arena_put(b, rec->u.phase.name, rec->u.phase.name_len);
+		break;
 	default:
 		break;
 	}
@@ -103,6 +106,9 @@ static int keep_whole(struct batch *b, const struct tf_record *rec)
 	case TF_TAG_MODULE:
 		w->u.module.path = (const char *)(uintptr_t)o1;
 		w->u.module.build_id = (const uint8_t *)(uintptr_t)o2;
+		break;
+	case TF_TAG_PHASE:
+		w->u.phase.name = (const char *)(uintptr_t)o1;
 		break;
 	default:
 		break;
@@ -127,6 +133,9 @@ static void fix_strings(struct batch *b)
 			w->u.module.path = b->arena + (uintptr_t)w->u.module.path;
 			w->u.module.build_id =
 				(const uint8_t *)b->arena + (uintptr_t)w->u.module.build_id;
+			break;
+		case TF_TAG_PHASE:
+			w->u.phase.name = b->arena + (uintptr_t)w->u.phase.name;
 			break;
 		default:
 			break;

@@ -12,6 +12,9 @@
 #include "cm_err.h"
 
 #define MAX_DEPTH 4096 /* trie levels followed (a bad database may loop) */
+/* Frames in one path of the tree (inline frames included): deeper fails
+ * with -CM_E_CORRUPT; the writers' path arrays hold this many. */
+#define MAX_FRAMES (MAX_DEPTH * 4)
 
 /* ---- metrics ------------------------------------------------------------ */
 
@@ -209,6 +212,7 @@ static int node_add(struct ana_ftree *t, uint32_t parent, uint32_t frame, uint32
 	memset(n, 0, sizeof(*n));
 	n->parent = parent;
 	n->frame = frame;
+	n->depth = parent == ANA_FT_NONE ? 0 : t->nodes[parent].depth + 1;
 	n->file = ANA_FT_NONE;
 	n->first_child = n->next_sibling = ANA_FT_NONE;
 	*out = (uint32_t)t->n++;
@@ -231,6 +235,8 @@ static int child_of(struct ana_ftree *t, uint32_t parent, uint32_t frame, uint32
 			return 0;
 		}
 	uint32_t idx;
+	if (t->nodes[parent].depth >= MAX_FRAMES)
+		return -CM_E_CORRUPT;
 	CM_TRY(node_add(t, parent, frame, &idx));
 	t->nodes[idx].file = file;
 	t->nodes[idx].line = line;
@@ -364,8 +370,14 @@ static int load_nodes(struct loader *l)
 		return load_fail(l, -CM_E_SQLITE, "the stack nodes");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sqlite3_int64 id = sqlite3_column_int64(st, 0);
+		sqlite3_int64 parent = sqlite3_column_int64(st, 1);
+		sqlite3_int64 aid = sqlite3_column_int64(st, 2);
 		if (id < 0 || id >= UINT32_MAX)
 			continue; /* not a trie id: unreachable from a site */
+		if (parent < 0 || parent >= UINT32_MAX || aid < 0 || aid >= UINT32_MAX) {
+			sqlite3_finalize(st);
+			return load_fail(l, -CM_E_CORRUPT, "a stack node's parent or address is out of range");
+		}
 		if (grow_u32(&l->ids, l->n_nodes + 1, &c1) < 0 ||
 		    grow_u32(&l->parents, l->n_nodes + 1, &c2) < 0 ||
 		    grow_u32(&l->addrs, l->n_nodes + 1, &c3) < 0 ||
@@ -374,8 +386,8 @@ static int load_nodes(struct loader *l)
 			return load_fail(l, -ENOMEM, NULL);
 		}
 		l->ids[l->n_nodes] = (uint32_t)id;
-		l->parents[l->n_nodes] = (uint32_t)sqlite3_column_int64(st, 1);
-		l->addrs[l->n_nodes] = (uint32_t)sqlite3_column_int64(st, 2);
+		l->parents[l->n_nodes] = (uint32_t)parent;
+		l->addrs[l->n_nodes] = (uint32_t)aid;
 		l->n_nodes++;
 	}
 	sqlite3_finalize(st);
@@ -527,10 +539,8 @@ static int site_node(struct loader *l, size_t idx, uint32_t *out)
 							 "a stack node's parent is missing");
 				CM_TRY(path_node(l, pidx, &at));
 			}
-			uint32_t t;
 			for (uint32_t j = n; j-- > k;)
 				CM_TRY(child_of(l->t, at, f[j].frame, f[j].file, f[j].line, &at));
-			(void)t;
 			*out = at;
 			return 0;
 		}
@@ -567,8 +577,14 @@ static int load_sites(struct loader *l, int side)
 			return rc;
 		}
 		struct ana_ftree_node *n = &l->t->nodes[at];
-		for (int m = 0; m < ANA_N_METRICS; m++)
-			n->self[side][m] += (uint64_t)sqlite3_column_int64(st, 1 + m);
+		for (int m = 0; m < ANA_N_METRICS; m++) {
+			sqlite3_int64 v = sqlite3_column_int64(st, 1 + m);
+			if (v < 0) {
+				sqlite3_finalize(st);
+				return load_fail(l, -CM_E_CORRUPT, "a call site has a negative figure");
+			}
+			n->self[side][m] += (uint64_t)v;
+		}
 		n->sites |= (uint8_t)(1u << side);
 	}
 	sqlite3_finalize(st);
@@ -593,6 +609,8 @@ int ana_ftree_add_db(struct ana_ftree *t, struct ana_db *db, int side, const cha
 		rc = load_sites(&l, side);
 	if (rc == -ENOMEM)
 		load_fail(&l, rc, NULL);
+	else if (rc == -CM_E_CORRUPT && errmsg && cap && !errmsg[0])
+		load_fail(&l, rc, "a stack deeper than 16384 frames");
 	free(l.ids);
 	free(l.parents);
 	free(l.addrs);
@@ -703,11 +721,12 @@ struct walk {
 
 int ana_ftree_write_folded(const struct ana_ftree *t, int side, enum ana_metric m, FILE *f)
 {
-	uint32_t path[MAX_DEPTH * 4];
+	uint32_t path[MAX_FRAMES + 1];
 	size_t depth = 0;
 	uint32_t cur = t->nodes[0].first_child;
 
-	/* Iterative preorder: path holds the ancestors of cur. */
+	/* Iterative preorder: path holds the ancestors of cur (no path is
+	 * deeper than MAX_FRAMES: child_of() refuses it). */
 	while (cur != ANA_FT_NONE) {
 		const struct ana_ftree_node *n = &t->nodes[cur];
 		if (n->total[side][m] == 0) {
@@ -721,7 +740,7 @@ int ana_ftree_write_folded(const struct ana_ftree *t, int side, enum ana_metric 
 				folded_name(f, t->frames[n->frame].function);
 				fprintf(f, " %llu\n", (unsigned long long)n->self[side][m]);
 			}
-			if (n->first_child != ANA_FT_NONE && depth < sizeof(path) / sizeof(path[0])) {
+			if (n->first_child != ANA_FT_NONE) {
 				path[depth++] = cur;
 				cur = n->first_child;
 				continue;
@@ -740,7 +759,7 @@ int ana_ftree_write_folded(const struct ana_ftree *t, int side, enum ana_metric 
 int ana_ftree_write_speedscope(const struct ana_ftree *t, int side, enum ana_metric m,
 			       const char *name, FILE *f)
 {
-	uint32_t path[MAX_DEPTH * 4];
+	uint32_t path[MAX_FRAMES + 1];
 	size_t depth = 0;
 	uint32_t cur = t->nodes[0].first_child;
 	bool first = true;
@@ -783,8 +802,7 @@ int ana_ftree_write_speedscope(const struct ana_ftree *t, int side, enum ana_met
 						fprintf(f, "%llu", (unsigned long long)n->self[side][m]);
 					}
 				}
-				if (n->first_child != ANA_FT_NONE &&
-				    depth < sizeof(path) / sizeof(path[0])) {
+				if (n->first_child != ANA_FT_NONE) {
 					path[depth++] = cur;
 					cur = n->first_child;
 					continue;
@@ -824,7 +842,7 @@ static void flame_node(const struct ana_ftree *t, int side, enum ana_metric m, u
 		(unsigned long long)n->total[side][m]);
 	bool first = true;
 	for (uint32_t c = n->first_child; c != ANA_FT_NONE; c = t->nodes[c].next_sibling) {
-		if (!kept[c] || depth >= MAX_DEPTH)
+		if (!kept[c])
 			continue;
 		if (!first)
 			fputc(',', f);

@@ -49,6 +49,7 @@ struct ana_ftree_node {
 	uint32_t first_child;  /* after ana_ftree_finish(): children by total
 				* of the finishing metric, largest first */
 	uint32_t next_sibling;
+	uint32_t depth;        /* frames from the root (root 0; at most 16384) */
 	uint8_t sites;         /* bit s: a call site of side s ends here */
 	uint64_t self[2][ANA_N_METRICS];  /* sums over the sites ending here */
 	uint64_t total[2][ANA_N_METRICS]; /* self + descendants (finish) */

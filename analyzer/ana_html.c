@@ -248,11 +248,13 @@ int ana_html_write(struct ana_db *db, const char *name, unsigned top, size_t fla
 		goto out;
 	write_sites(rep, f);
 	write_histograms(rep, f);
+	fputs(",\n", f);
+	ana_report_json_extras(rep, f);
 	fputs("};", f);
 	fputs(at + strlen(PLACEHOLDER), f);
 	if (ferror(f)) {
 		rc = -EIO;
-		snprintf(errmsg, cap, "cannot write the page: %s", strerror(errno));
+		snprintf(errmsg, cap, "cannot write the page");
 	}
 out:
 	ana_report_free(rep);

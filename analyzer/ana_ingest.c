@@ -37,6 +37,48 @@ struct warm {
 	bool running;
 };
 
+/* Phases and markers go to the database as they end; the sites phases
+ * name are remembered (at most MAX_PHASE_SITE_IDS) so that a report's
+ * database stores them. */
+#define MAX_PHASE_SITE_IDS 65536
+
+struct phases {
+	struct ana_db *db;
+	uint32_t *ids;
+	size_t n, cap;
+	struct ana_map32 seen; /* id + 1 */
+};
+
+static int on_phase(void *ctx, const struct ana_phase *ph)
+{
+	struct phases *p = ctx;
+
+	CM_TRY(ana_db_add_phase(p->db, ph));
+	for (size_t i = 0; i < ph->n_sites && p->n < MAX_PHASE_SITE_IDS; i++) {
+		uint32_t id = ph->site_nodes[i], v;
+		if (id == UINT32_MAX || ana_map32_get(&p->seen, id + 1, &v))
+			continue;
+		if (p->n == p->cap) {
+			size_t cap = p->cap ? p->cap * 2 : 64;
+			uint32_t *n = realloc(p->ids, cap * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			p->ids = n;
+			p->cap = cap;
+		}
+		CM_TRY(ana_map32_put(&p->seen, id + 1, 1));
+		p->ids[p->n++] = id;
+	}
+	return 0;
+}
+
+static int on_marker(void *ctx, const struct ana_marker *m)
+{
+	struct phases *p = ctx;
+
+	return ana_db_add_marker(p->db, m);
+}
+
 static int warm_tick(void *ctx, uint64_t time_ns, uint64_t heap_bytes, uint64_t rss_bytes)
 {
 	struct warm *w = ctx;
@@ -139,6 +181,7 @@ int ana_ingest(const char *trace_path, const char *db_path,
 	struct ana_profile *prof = NULL;
 	struct ana_db *db = NULL;
 	struct warm w = { 0 };
+	struct phases ph = { 0 };
 	uint32_t sites = opts && opts->report_only ? opts->report_top : ANA_ALL_SITES;
 	int rc;
 
@@ -163,6 +206,10 @@ int ana_ingest(const char *trace_path, const char *db_path,
 		ro.on_progress = ana_progress_read;
 		ro.progress_ctx = opts->progress;
 	}
+	ph.db = db;
+	ro.on_phase = on_phase;
+	ro.on_marker = on_marker;
+	ro.phase_ctx = &ph;
 	rc = ana_replay_path(trace_path, &ro, &prof, errmsg, cap);
 	warm_join(&w);
 	if (rc == -CM_E_SQLITE && errmsg && cap)
@@ -172,6 +219,9 @@ int ana_ingest(const char *trace_path, const char *db_path,
 		goto fail;
 	if (opts && opts->progress)
 		ana_progress_stage(opts->progress, "symbolizing");
+	prof->extra_ids = ph.ids; /* the profile frees them */
+	prof->n_extra = ph.n;
+	ph.ids = NULL;
 	if (w.sym) {
 		struct ana_sym *sym = w.sym;
 		w.sym = NULL;
@@ -188,9 +238,12 @@ int ana_ingest(const char *trace_path, const char *db_path,
 		info->n_nodes = prof->n_nodes;
 	}
 	ana_profile_free(prof);
+	ana_map32_release(&ph.seen);
 	*out = db;
 	return 0;
 fail:
+	free(ph.ids);
+	ana_map32_release(&ph.seen);
 	warm_drop_mods(&w);
 	ana_sym_free(w.sym);
 	ana_profile_free(prof);

@@ -19,18 +19,60 @@ struct rstream {
 	size_t head, len, cap;
 	size_t pushed;  /* events queued since the last merge */
 	bool active;    /* in the active list */
+	bool realloc_pending; /* the last event released a block by realloc */
+	uint64_t realloc_old; /* that block's size (bytes) */
+};
+
+/* A site's figures in an open phase's peak tracking (lazy snapshot, as for
+ * the global peak). */
+struct psite {
+	uint32_t site;     /* index + 1; 0 = empty slot */
+	uint32_t epoch;    /* the phase's epoch when at_peak was taken */
+	uint64_t begin;    /* live bytes when the phase began */
+	uint64_t at_peak;  /* live bytes at the phase's peak of that epoch */
+};
+
+/* An open phase. */
+struct rphase {
+	struct ana_phase ph;    /* figures so far (ph.name owned here) */
+	uint32_t si;            /* stream index */
+	uint64_t begin_index;   /* the stream's n_allocs at its begin */
+	uint32_t epoch;         /* bumped at each new peak inside it */
+	struct psite *sites;    /* open addressing, at most half full */
+	size_t sites_cap, n_sites;
 };
 
 /* A live allocation (40 bytes). addr 0 marks an empty slot. */
 struct live {
 	uint64_t addr;
-	uint64_t size;        /* bytes */
-	uint64_t alloc_index; /* stream's n_allocs right after this call */
+	uint64_t size;        /* bytes requested */
+	uint64_t index_kind;  /* the stream's n_allocs right after this call
+			       * (low 56 bits: no thread makes 2^56 calls) |
+			       * enum tf_kind of the call << 56 */
 	uint32_t site;        /* index in prof->sites */
 	uint32_t stream_idx;
-	uint32_t birth_t;     /* index in replay.times: its release time */
-	uint8_t kind;         /* enum tf_kind of the call */
+	uint64_t birth_ns;    /* time of the tick that released it */
 };
+
+#define LIVE_INDEX_BITS 56
+#define LIVE_INDEX_MASK ((1ull << LIVE_INDEX_BITS) - 1)
+
+static inline uint64_t live_size(const struct live *e)
+{
+	return e->size;
+}
+
+/* The allocating stream's n_allocs right after the call, modulo 2^56
+ * (differences are taken modulo 2^56 too). */
+static inline uint64_t live_index(const struct live *e)
+{
+	return e->index_kind & LIVE_INDEX_MASK;
+}
+
+static inline uint8_t live_kind(const struct live *e)
+{
+	return (uint8_t)(e->index_kind >> LIVE_INDEX_BITS);
+}
 
 /* Per-site histogram buckets beyond the inline one: key -> count, open
  * addressing (key 0 = empty), at most half full. */
@@ -64,17 +106,19 @@ struct replay {
 	size_t live_cap, n_live;  /* slots (power of two), entries */
 	unsigned live_shift;      /* 64 - log2(live_cap) */
 	uint64_t *live_seq;       /* with on_block: birth seq of each slot */
-
-	/* Release times that allocations were born at (one entry per tick
-	 * that released an allocation; live.birth_t indexes it). */
-	uint64_t *times;
-	size_t n_times, times_cap;
 	struct spill spill;       /* per-site histogram buckets */
 	ana_block_fn on_block;
 	void *block_ctx;
 	ana_progress_fn on_progress;
 	void *progress_ctx;
 	struct ana_feed *feed;
+
+	struct rphase *open[ANA_MAX_OPEN_PHASES]; /* open phases, begin order */
+	size_t n_open;
+	ana_phase_fn on_phase;
+	ana_marker_fn on_marker;
+	void *phase_ctx;
+	uint64_t release_rss;     /* RSS of the tick releasing events (0: none) */
 
 	uint64_t heap_bytes;      /* live bytes now */
 	uint64_t live_blocks;
@@ -442,16 +486,41 @@ static int dense_put(struct ana_profile *p, uint32_t id, uint32_t idx)
 	return ana_map32_put(&p->node_index, id, idx);
 }
 
+static int phase_site_touch(struct rphase *ph, uint32_t si, uint64_t live);
+
 /* Lazy peak snapshot: before a site changes, capture its value if it has not
  * been captured since the current peak was set (then it has not changed
- * since the peak either). */
-static inline void site_touch(struct replay *r, struct ana_site *s)
+ * since the peak either). The same for the open phases' peaks, and the
+ * site's least-squares sums for the ticks it held its value. */
+static __attribute__((noinline)) int phases_site_touch(struct replay *r, struct ana_site *s)
+{
+	for (size_t i = 0; i < r->n_open; i++)
+		CM_TRY(phase_site_touch(r->open[i], (uint32_t)(s - r->prof->sites), s->live_bytes));
+	return 0;
+}
+
+static inline __attribute__((always_inline)) int site_touch(struct replay *r, struct ana_site *s)
 {
 	if (s->peak_epoch != r->epoch) {
 		s->peak_blocks = s->live_blocks;
 		s->peak_bytes = s->live_bytes;
 		s->peak_epoch = r->epoch;
 	}
+	/* Least squares over the ticks (x = tick number k, y = live bytes
+	 * after tick k's events), kept lazily: the value is added for the
+	 * ticks it was held. mean_live_bytes holds the sum of y, growth_rate
+	 * the sum of k * y until finish(). */
+	uint32_t k = (uint32_t)r->prof->totals.n_ticks;
+	if (s->fit_k != k) {
+		double y = (double)s->live_bytes, dk = (double)(k - s->fit_k);
+		s->mean_live_bytes += y * dk;
+		/* sum of k' over [fit_k, k) */
+		s->growth_rate += y * dk * ((double)s->fit_k + (double)k - 1.0) / 2.0;
+		s->fit_k = k;
+	}
+	if (__builtin_expect(r->n_open != 0, 0))
+		return phases_site_touch(r, s);
+	return 0;
 }
 
 /* A new global peak: every site's live figures are its peak figures from
@@ -485,6 +554,8 @@ static int site_of(struct replay *r, uint32_t idx, struct ana_site **out)
 			    sizeof(*p->sites)));
 		struct ana_site *s = &p->sites[p->n_sites];
 		memset(s, 0, sizeof(*s));
+		/* A new site held 0 bytes so far: nothing to add before now. */
+		s->fit_k = (uint32_t)p->totals.n_ticks;
 		s->node = idx;
 		s->peak_epoch = r->epoch; /* nothing live at the current peak */
 		n->site = (uint32_t)p->n_sites++;
@@ -493,15 +564,28 @@ static int site_of(struct replay *r, uint32_t idx, struct ana_site **out)
 	return 0;
 }
 
-static inline void release_block(struct replay *r, const struct live *e)
+static inline int release_block(struct replay *r, const struct live *e)
 {
 	struct ana_site *s = &r->prof->sites[e->site];
+	uint64_t size = live_size(e);
 
-	site_touch(r, s);
+	CM_TRY(site_touch(r, s));
 	s->live_blocks--;
-	s->live_bytes -= e->size;
-	r->heap_bytes -= e->size;
+	s->live_bytes -= size;
+	r->heap_bytes -= size;
 	r->live_blocks--;
+	/* What its thread's open phases allocated and still hold. */
+	for (size_t i = 0; i < r->n_open; i++) {
+		struct rphase *ph = r->open[i];
+		if (ph->si == e->stream_idx &&
+		    ((live_index(e) - ph->begin_index - 1) & LIVE_INDEX_MASK) <
+			    ((r->prof->threads[e->stream_idx].n_allocs - ph->begin_index) &
+			     LIVE_INDEX_MASK)) {
+			ph->ph.left_blocks--;
+			ph->ph.left_bytes -= size;
+		}
+	}
+	return 0;
 }
 
 /* ---- histograms -------------------------------------------------------- */
@@ -667,6 +751,8 @@ static int resolve_node(struct replay *r, uint32_t idx, const struct ana_frec *e
 	return 0;
 }
 
+static void block_of(const struct replay *r, const struct live *e, struct ana_block *b);
+
 static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev)
 {
 	struct ana_profile *p = r->prof;
@@ -707,6 +793,23 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev
 	p->totals.allocations++;
 	t->n_allocs++;
 	site->alloc_calls++;
+	struct rstream *rs = &r->streams[si];
+	if (ev->kind == TF_KIND_REALLOC) {
+		if (site->realloc_calls != UINT32_MAX)
+			site->realloc_calls++;
+		if (rs->realloc_pending && ev->addr && ev->size > rs->realloc_old &&
+		    site->realloc_grow_calls != UINT32_MAX)
+			site->realloc_grow_calls++;
+	}
+	rs->realloc_pending = false;
+	for (size_t i = 0; i < r->n_open; i++) {
+		struct rphase *ph = r->open[i];
+		if (ph->si == si) {
+			ph->ph.alloc_calls++;
+			if (ev->addr)
+				ph->ph.alloc_bytes += ev->size;
+		}
+	}
 	if (!ev->addr) {
 		p->totals.failed_allocations++;
 		return 0;
@@ -721,30 +824,31 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev
 	if (found) {
 		/* A free we never saw: drop the old block. */
 		p->totals.inconsistent++;
-		release_block(r, e);
+		if (r->on_block) {
+			struct ana_block b;
+			block_of(r, e, &b);
+			b.freed = true;
+			b.freed_by = ANA_FREED_LOST;
+			b.death_seq = ev->seq;
+			b.death_ns = r->release_ns;
+			b.lifetime_allocs = (t->n_allocs - 1 - live_index(e)) & LIVE_INDEX_MASK;
+			CM_TRY(r->on_block(r->block_ctx, &b));
+		}
+		CM_TRY(release_block(r, e));
 	} else {
 		r->n_live++;
 	}
-	/* The time this allocation is born at: the releasing tick's. */
-	if (!r->n_times || r->times[r->n_times - 1] != r->release_ns) {
-		if (r->n_times >= UINT32_MAX)
-			return replay_fail(r, -CM_E_LIMIT, ev->off, "too many ticks");
-		CM_TRY(vm_grow((void **)&r->times, &r->times_cap, r->n_times + 1,
-			       sizeof(*r->times)));
-		r->times[r->n_times++] = r->release_ns;
-	}
 	e->addr = ev->addr;
 	e->size = ev->size;
-	e->alloc_index = t->n_allocs;
+	e->index_kind = (t->n_allocs & LIVE_INDEX_MASK) | (uint64_t)ev->kind << LIVE_INDEX_BITS;
 	e->site = n->site;
 	e->stream_idx = si;
-	e->birth_t = (uint32_t)(r->n_times - 1);
-	e->kind = ev->kind;
+	e->birth_ns = r->release_ns;
 	if (r->live_seq)
 		r->live_seq[e - r->live] = ev->seq;
 	if (hist_add(r, site, n->site, ANA_HIST_SIZE, ana_hist_bucket(ev->size), ev->size) < 0)
 		return -ENOMEM;
-	site_touch(r, site);
+	CM_TRY(site_touch(r, site));
 	site->live_blocks++;
 	site->live_bytes += ev->size;
 	r->heap_bytes += ev->size;
@@ -754,6 +858,18 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev
 		p->totals.peak_time_ns = r->release_ns;
 		p->totals.peak_seq = ev->seq;
 		new_peak(r);
+	}
+	for (size_t i = 0; i < r->n_open; i++) {
+		struct rphase *ph = r->open[i];
+		if (ph->si == si) {
+			ph->ph.left_blocks++;
+			ph->ph.left_bytes += ev->size;
+		}
+		if (r->heap_bytes > ph->ph.peak_heap_bytes) {
+			ph->ph.peak_heap_bytes = r->heap_bytes;
+			ph->ph.peak_ns = r->release_ns;
+			ph->epoch++;
+		}
 	}
 	return 0;
 }
@@ -767,13 +883,13 @@ static void block_of(const struct replay *r, const struct live *e, struct ana_bl
 	b->node_id = ana_profile_node_id(p, p->sites[e->site].node);
 	b->stream = p->threads[e->stream_idx].stream;
 	b->addr = e->addr;
-	b->size = e->size;
-	b->kind = e->kind;
+	b->size = live_size(e);
+	b->kind = live_kind(e);
 	b->birth_seq = r->live_seq[e - r->live];
-	b->birth_ns = r->times[e->birth_t];
+	b->birth_ns = e->birth_ns;
 }
 
-static int replay_free(struct replay *r, const struct ana_frec *ev)
+static int replay_free(struct replay *r, uint32_t si, const struct ana_frec *ev)
 {
 	struct ana_profile *p = r->prof;
 	struct live *e;
@@ -781,27 +897,32 @@ static int replay_free(struct replay *r, const struct ana_frec *ev)
 	if (ev->kind == TF_KIND_FREE)
 		p->totals.frees++;
 	e = live_find(r, ev->addr);
+	r->streams[si].realloc_pending = false;
 	if (!e) {
 		p->totals.unmatched_frees++;
 		return 0;
 	}
+	uint64_t birth_ns = e->birth_ns, size = live_size(e);
+	if (ev->kind == TF_KIND_REALLOC) {
+		r->streams[si].realloc_pending = true;
+		r->streams[si].realloc_old = size;
+	}
 	struct ana_site *s = &p->sites[e->site];
-	uint64_t allocs = p->threads[e->stream_idx].n_allocs - e->alloc_index;
-	uint64_t birth_ns = r->times[e->birth_t];
+	uint64_t allocs = (p->threads[e->stream_idx].n_allocs - live_index(e)) & LIVE_INDEX_MASK;
 	uint64_t life_ns = r->release_ns > birth_ns ? r->release_ns - birth_ns : 0;
 	/* heaptrack's definition: a block released (by free or by realloc) with
 	 * no other allocation by its thread in between is temporary. */
 	bool temp = allocs <= r->gap;
 	if (temp) {
 		s->temp_calls++;
-		s->temp_bytes += e->size;
+		s->temp_bytes += size;
 		p->totals.temporary++;
-		p->totals.temporary_bytes += e->size;
+		p->totals.temporary_bytes += size;
 	}
 	if (hist_add(r, s, e->site, ANA_HIST_LIFETIME_MS, ana_hist_bucket(life_ns / 1000000),
-		     e->size) < 0 ||
+		     size) < 0 ||
 	    hist_add(r, s, e->site, ANA_HIST_LIFETIME_ALLOCS, ana_hist_bucket(allocs),
-		     e->size) < 0)
+		     size) < 0)
 		return -ENOMEM;
 	if (r->on_block) {
 		struct ana_block b;
@@ -814,9 +935,179 @@ static int replay_free(struct replay *r, const struct ana_frec *ev)
 		b.lifetime_allocs = allocs;
 		CM_TRY(r->on_block(r->block_ctx, &b));
 	}
-	release_block(r, e);
+	CM_TRY(release_block(r, e));
 	live_remove(r, e);
 	return 0;
+}
+
+/* ---- phases and markers --------------------------------------------------- */
+
+/* Before site si (live bytes live) changes inside phase ph: remember its
+ * live bytes at the phase's begin (first change) and at the phase's current
+ * peak (first change since that peak). Returns 0 or -ENOMEM. */
+static int phase_site_touch(struct rphase *ph, uint32_t si, uint64_t live)
+{
+	if ((ph->n_sites + 1) * 2 > ph->sites_cap) {
+		size_t cap = ph->sites_cap ? ph->sites_cap * 2 : 64;
+		struct psite *ns = calloc(cap, sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		for (size_t i = 0; i < ph->sites_cap; i++) {
+			if (!ph->sites[i].site)
+				continue;
+			size_t j = (ph->sites[i].site * 0x9e3779b1u) & (cap - 1);
+			while (ns[j].site)
+				j = (j + 1) & (cap - 1);
+			ns[j] = ph->sites[i];
+		}
+		free(ph->sites);
+		ph->sites = ns;
+		ph->sites_cap = cap;
+	}
+	size_t j = ((si + 1) * 0x9e3779b1u) & (ph->sites_cap - 1);
+	while (ph->sites[j].site && ph->sites[j].site != si + 1)
+		j = (j + 1) & (ph->sites_cap - 1);
+	struct psite *e = &ph->sites[j];
+	if (!e->site) {
+		/* Unchanged since the phase began: live now is its value then,
+		 * and at every peak of the phase so far. */
+		e->site = si + 1;
+		e->begin = e->at_peak = live;
+		e->epoch = ph->epoch;
+		ph->n_sites++;
+	} else if (e->epoch != ph->epoch) {
+		e->at_peak = live;
+		e->epoch = ph->epoch;
+	}
+	return 0;
+}
+
+static void phase_free(struct rphase *ph)
+{
+	if (!ph)
+		return;
+	free((char *)ph->ph.name);
+	free(ph->sites);
+	free(ph);
+}
+
+/* Finish the phase at open[i] (ended by its record, or at the end of the
+ * trace), report it and remove it from the open list. */
+static int phase_close(struct replay *r, size_t i, bool ended, uint64_t seq)
+{
+	struct rphase *rp = r->open[i];
+	struct ana_phase *ph = &rp->ph;
+	const struct ana_site *sites = r->prof->sites;
+	int rc = 0;
+
+	ph->ended = ended;
+	ph->end_seq = ended ? seq : 0;
+	ph->end_ns = r->release_ns;
+	ph->heap_end = r->heap_bytes;
+	ph->rss_end = r->release_rss;
+	if (r->release_rss > ph->rss_peak)
+		ph->rss_peak = r->release_rss;
+	/* The sites that grew most from the begin to the phase's peak. */
+	for (size_t j = 0; j < rp->sites_cap; j++) {
+		const struct psite *e = &rp->sites[j];
+		if (!e->site)
+			continue;
+		uint64_t at = e->epoch == rp->epoch ? e->at_peak : sites[e->site - 1].live_bytes;
+		if (at <= e->begin)
+			continue;
+		uint64_t g = at - e->begin;
+		uint32_t node = ana_profile_node_id(r->prof, sites[e->site - 1].node);
+		size_t k = ph->n_sites;
+		if (k == ANA_PHASE_SITES) {
+			if (g <= ph->site_growth[k - 1])
+				continue;
+			k--;
+		} else {
+			ph->n_sites++;
+		}
+		while (k > 0 && (ph->site_growth[k - 1] < g ||
+				 (ph->site_growth[k - 1] == g && ph->site_nodes[k - 1] > node))) {
+			ph->site_growth[k] = ph->site_growth[k - 1];
+			ph->site_nodes[k] = ph->site_nodes[k - 1];
+			k--;
+		}
+		ph->site_growth[k] = g;
+		ph->site_nodes[k] = node;
+	}
+	if (r->on_phase)
+		rc = r->on_phase(r->phase_ctx, ph);
+	memmove(&r->open[i], &r->open[i + 1], (r->n_open - i - 1) * sizeof(r->open[0]));
+	r->n_open--;
+	phase_free(rp);
+	return rc;
+}
+
+/* A PHASE record in seq order: ev->kind is the op, ev->addr the name
+ * (owned, freed here), ev->size its length. */
+static int replay_phase(struct replay *r, uint32_t si, const struct ana_frec *ev)
+{
+	struct ana_profile *p = r->prof;
+	char *name = (char *)(uintptr_t)ev->addr;
+	int rc = 0;
+
+	switch (ev->kind) {
+	case TF_PHASE_BEGIN: {
+		if (r->n_open == ANA_MAX_OPEN_PHASES) {
+			free(name);
+			return replay_fail(r, -CM_E_LIMIT, ev->off, "more than %u open phases",
+					   ANA_MAX_OPEN_PHASES);
+		}
+		struct rphase *rp = calloc(1, sizeof(*rp));
+		if (!rp) {
+			free(name);
+			return -ENOMEM;
+		}
+		struct ana_phase *ph = &rp->ph;
+		ph->id = (uint32_t)++p->totals.phases;
+		for (size_t i = r->n_open; i-- > 0;)
+			if (r->open[i]->si == si) {
+				ph->parent = r->open[i]->ph.id;
+				ph->depth = r->open[i]->ph.depth + 1;
+				break;
+			}
+		ph->stream = p->threads[si].stream;
+		ph->name = name;
+		ph->name_len = (uint32_t)ev->size;
+		ph->begin_seq = ev->seq;
+		ph->begin_ns = r->release_ns;
+		ph->heap_begin = ph->peak_heap_bytes = r->heap_bytes;
+		ph->peak_ns = r->release_ns;
+		ph->rss_begin = ph->rss_peak = r->release_rss;
+		rp->si = si;
+		rp->begin_index = p->threads[si].n_allocs;
+		rp->epoch = 1;
+		r->open[r->n_open++] = rp;
+		return 0;
+	}
+	case TF_PHASE_END:
+		free(name);
+		for (size_t i = r->n_open; i-- > 0;)
+			if (r->open[i]->si == si)
+				return phase_close(r, i, true, ev->seq);
+		p->totals.unmatched_phase_ends++;
+		return 0;
+	default: {
+		struct ana_marker m = {
+			.index = (uint32_t)++p->totals.markers,
+			.stream = p->threads[si].stream,
+			.name = name,
+			.name_len = (uint32_t)ev->size,
+			.seq = ev->seq,
+			.time_ns = r->release_ns,
+			.heap_bytes = r->heap_bytes,
+			.rss_bytes = r->release_rss,
+		};
+		if (r->on_marker)
+			rc = r->on_marker(r->phase_ctx, &m);
+		free(name);
+		return rc;
+	}
+	}
 }
 
 /* ---- streams and merging ---------------------------------------------- */
@@ -969,8 +1260,10 @@ static int merge(struct replay *r, uint64_t limit)
 					1);
 			if (ev->tag == TF_TAG_ALLOC)
 				rc = replay_alloc(r, si, ev);
+			else if (ev->tag == TF_TAG_FREE)
+				rc = replay_free(r, si, ev);
 			else
-				rc = replay_free(r, ev);
+				rc = replay_phase(r, si, ev);
 			if (rc < 0)
 				return rc;
 			s->head = (s->head + 1) & (s->cap - 1);
@@ -1191,10 +1484,14 @@ static int tick(struct replay *r, const struct tf_record *rec)
 		p->totals.peak_time_ns = rec->u.tick.time_ns;
 	r->seen_tick = true;
 	r->release_ns = rec->u.tick.time_ns;
+	r->release_rss = rec->u.tick.rss_bytes;
 	r->last_tick_ns = rec->u.tick.time_ns;
 	if (rec->u.tick.watermark > r->watermark)
 		r->watermark = rec->u.tick.watermark;
 	CM_TRY(merge(r, r->watermark));
+	for (size_t i = 0; i < r->n_open; i++)
+		if (rec->u.tick.rss_bytes > r->open[i]->ph.rss_peak)
+			r->open[i]->ph.rss_peak = rec->u.tick.rss_bytes;
 	p->totals.n_ticks++;
 	if (rec->u.tick.rss_bytes > p->totals.peak_rss_bytes)
 		p->totals.peak_rss_bytes = rec->u.tick.rss_bytes;
@@ -1211,10 +1508,34 @@ static int finish(struct replay *r)
 	struct ana_profile *p = r->prof;
 
 	started(r);
+	/* Phases never ended close with the trace, innermost first. */
+	while (r->n_open)
+		CM_TRY(phase_close(r, r->n_open - 1, false, 0));
 	for (size_t i = 0; i < p->n_sites; i++)
-		site_touch(r, &p->sites[i]);
+		CM_TRY(site_touch(r, &p->sites[i]));
 	p->totals.leaked_allocations = r->live_blocks;
 	p->totals.leaked_bytes = r->heap_bytes;
+	/* Each site's least-squares slope of live bytes over the ticks (x =
+	 * tick number), in bytes per second at the mean tick interval. */
+	double n = (double)p->totals.n_ticks;
+	double sk = n * (n - 1.0) / 2.0, skk = (n - 1.0) * n * (2.0 * n - 1.0) / 6.0;
+	double den = n * skk - sk * sk;
+	double tick_s = n > 0 ? (double)r->last_tick_ns / 1e9 / n : 0;
+	for (size_t i = 0; i < p->n_sites; i++) {
+		struct ana_site *st = &p->sites[i];
+		double sy = st->mean_live_bytes, sky = st->growth_rate;
+		st->mean_live_bytes = n > 0 ? sy / n : 0;
+		st->growth_rate = n >= 3 && den > 0 && tick_s > 0 ? (n * sky - sk * sy) / den / tick_s : 0;
+	}
+	/* Blocks never freed that were born in the first 10% of the run. */
+	for (size_t i = 0; r->live && i < r->live_cap; i++) {
+		const struct live *e = &r->live[i];
+		if (e->addr && e->birth_ns <= p->duration_ns / 10) {
+			if (p->sites[e->site].early_leaked_blocks != UINT32_MAX)
+				p->sites[e->site].early_leaked_blocks++;
+			p->sites[e->site].early_leaked_bytes += live_size(e);
+		}
+	}
 	for (size_t i = 0; r->on_block && i < r->live_cap; i++) {
 		struct ana_block b;
 		if (!r->live[i].addr)
@@ -1258,6 +1579,26 @@ static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
 			return rc;
 		}
 		recp = ana_feed_record(feed, fr);
+		if (recp->tag == TF_TAG_PHASE) {
+			/* A stream event with a name: queued like ALLOC and FREE,
+			 * the name copied (the batch is reused). */
+			struct ana_frec ev = *fr;
+			char *name = ana_strndup(recp->u.phase.name, recp->u.phase.name_len);
+			if (!name)
+				return -ENOMEM;
+			ev.tag = TF_TAG_PHASE;
+			ev.kind = recp->u.phase.op;
+			ev.addr = (uint64_t)(uintptr_t)name;
+			ev.size = recp->u.phase.name_len;
+			ev.seq = recp->seq;
+			ev.stream = recp->stream;
+			rc = queue_push(r, &ev);
+			if (rc < 0) {
+				free(name);
+				return rc;
+			}
+			continue;
+		}
 		switch (recp->tag) {
 		case TF_TAG_PROCESS:
 			rc = on_process(r, recp);
@@ -1291,6 +1632,7 @@ static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
 			break;
 		case TF_TAG_ALLOC: /* queued above */
 		case TF_TAG_FREE:
+		case TF_TAG_PHASE:
 			break;
 		}
 		if (rc < 0)
@@ -1301,15 +1643,25 @@ static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
 
 static void replay_release(struct replay *r)
 {
-	for (size_t i = 0; r->prof && i < r->prof->n_threads; i++)
-		free(r->streams[i].q);
+	for (size_t i = 0; r->prof && i < r->prof->n_threads; i++) {
+		struct rstream *s = &r->streams[i];
+		/* Queued PHASE records own their names. */
+		for (size_t j = 0; j < s->len; j++) {
+			const struct ana_frec *ev = &s->q[(s->head + j) & (s->cap - 1)];
+			if (ev->tag == TF_TAG_PHASE)
+				free((char *)(uintptr_t)ev->addr);
+		}
+		free(s->q);
+	}
+	for (size_t i = 0; i < r->n_open; i++)
+		phase_free(r->open[i]);
+
 	free(r->streams);
 	ana_map32_release(&r->stream_index);
 	free(r->active);
 	free(r->heap);
 	vm_free(r->live, r->live_cap * sizeof(*r->live));
 	vm_free(r->live_seq, r->live_cap * sizeof(*r->live_seq));
-	vm_free(r->times, r->times_cap * sizeof(*r->times));
 	free(r->spill.keys);
 	free(r->spill.counts);
 	ana_map32_release(&r->pending_parent);
@@ -1340,6 +1692,9 @@ static int replay_dec(struct tf_dec *dec, const char *name,
 		r.block_ctx = opts->block_ctx;
 		r.on_progress = opts->on_progress;
 		r.progress_ctx = opts->progress_ctx;
+		r.on_phase = opts->on_phase;
+		r.on_marker = opts->on_marker;
+		r.phase_ctx = opts->phase_ctx;
 		if (opts->max_queued)
 			r.max_queued = opts->max_queued;
 		if (opts->max_modules)
@@ -1463,11 +1818,44 @@ static size_t mark_site(struct ana_profile *prof, uint32_t idx)
 	return n;
 }
 
+/* Lists a report may show sites of: the four of enum ana_list, then the
+ * growth and spike lists (docs/usage.md "Growth") and the insights'
+ * candidates (realloc growth, blocks live at the peak, early leaks). */
+#define N_MARK_LISTS 9
+
+static int64_t dbl_key(double v)
+{
+	return v >= 9.2e18 ? INT64_MAX : v <= 0 ? 0 : (int64_t)(v + 0.5);
+}
+
 /* The count and bytes a site ranks by in list l (enum ana_list order:
- * allocations, peak, leaked, temporary) and the measure ranked first. */
+ * allocations, peak, leaked, temporary, then the lists above) and the
+ * measure ranked first; count <= 0: not in the list. */
 static void list_keys(const struct ana_site *n, int l, int64_t *first, int64_t *second,
 		      int64_t *count)
 {
+	switch (l) {
+	case 4: /* growth: bytes per second */
+		*count = *first = dbl_key(n->growth_rate);
+		*second = (int64_t)n->alloc_bytes;
+		return;
+	case 5: /* spike: bytes at the peak above the site's mean */
+		*count = *first = dbl_key((double)n->peak_bytes - n->mean_live_bytes);
+		*second = (int64_t)n->peak_bytes;
+		return;
+	case 6:
+		*count = *first = (int64_t)n->realloc_grow_calls;
+		*second = (int64_t)n->alloc_bytes;
+		return;
+	case 7:
+		*count = *first = (int64_t)n->peak_blocks;
+		*second = (int64_t)n->peak_bytes;
+		return;
+	case 8:
+		*count = *first = (int64_t)n->early_leaked_bytes;
+		*second = (int64_t)n->early_leaked_blocks;
+		return;
+	}
 	switch (l) {
 	case 0:
 		*count = *first = (int64_t)n->alloc_calls;
@@ -1487,34 +1875,35 @@ static void list_keys(const struct ana_site *n, int l, int64_t *first, int64_t *
 	}
 }
 
-/* Does site a rank before site b in list l? */
-static bool ranks_before(const struct ana_profile *prof, int l, uint32_t a, uint32_t b)
-{
-	int64_t a1, a2, ac, b1, b2, bc;
+/* A candidate of a list: its two measures and trie id, copied once. */
+struct cand {
+	int64_t k1, k2;
+	uint32_t id;   /* trie id (the last tie-break) */
+	uint32_t site; /* index in prof->sites */
+};
 
-	list_keys(&prof->sites[a], l, &a1, &a2, &ac);
-	list_keys(&prof->sites[b], l, &b1, &b2, &bc);
-	if (a1 != b1)
-		return a1 > b1;
-	if (a2 != b2)
-		return a2 > b2;
-	return ana_profile_node_id(prof, prof->sites[a].node) <
-	       ana_profile_node_id(prof, prof->sites[b].node);
+/* Does candidate a rank before b? */
+static inline bool ranks_before(const struct cand *a, const struct cand *b)
+{
+	if (a->k1 != b->k1)
+		return a->k1 > b->k1;
+	if (a->k2 != b->k2)
+		return a->k2 > b->k2;
+	return a->id < b->id;
 }
 
 /* Sift heap[i] down in a heap of n whose root ranks last. */
-static void worst_down(const struct ana_profile *prof, int l, uint32_t *heap, size_t n,
-		       size_t i)
+static void worst_down(struct cand *heap, size_t n, size_t i)
 {
 	for (;;) {
 		size_t c = 2 * i + 1, m = i;
-		if (c < n && ranks_before(prof, l, heap[m], heap[c]))
+		if (c < n && ranks_before(&heap[m], &heap[c]))
 			m = c;
-		if (c + 1 < n && ranks_before(prof, l, heap[m], heap[c + 1]))
+		if (c + 1 < n && ranks_before(&heap[m], &heap[c + 1]))
 			m = c + 1;
 		if (m == i)
 			return;
-		uint32_t t = heap[i];
+		struct cand t = heap[i];
 		heap[i] = heap[m];
 		heap[m] = t;
 		i = m;
@@ -1535,35 +1924,47 @@ long ana_profile_mark_sites(struct ana_profile *prof, uint32_t top)
 	if (!top || !prof->n_sites)
 		return 0;
 	size_t cap = top < prof->n_sites ? top : prof->n_sites;
-	uint32_t *heap = malloc(cap * sizeof(*heap));
+	struct cand *heap = malloc(cap * sizeof(*heap));
 	if (!heap)
 		return -ENOMEM;
-	for (int l = 0; l < 4; l++) {
+	for (size_t i = 0; i < prof->n_extra; i++) {
+		uint32_t idx;
+		if (node_find(prof, prof->extra_ids[i], &idx) && prof->nodes[idx].site != ANA_NO_SITE)
+			used += mark_site(prof, idx);
+	}
+	for (int l = 0; l < N_MARK_LISTS; l++) {
 		size_t n = 0;
 		for (size_t i = 0; i < prof->n_sites; i++) {
-			int64_t k1, k2, count;
-			list_keys(&prof->sites[i], l, &k1, &k2, &count);
+			struct cand c;
+			int64_t count;
+			list_keys(&prof->sites[i], l, &c.k1, &c.k2, &count);
 			if (count <= 0)
 				continue;
+			/* Most sites rank below the root of a full heap: decide on
+			 * the measures before looking up the trie id. */
+			if (n == cap && (c.k1 < heap[0].k1 || (c.k1 == heap[0].k1 && c.k2 < heap[0].k2)))
+				continue;
+			c.site = (uint32_t)i;
+			c.id = ana_profile_node_id(prof, prof->sites[i].node);
 			if (n < cap) {
-				heap[n++] = (uint32_t)i;
+				heap[n++] = c;
 				/* sift up: the worst-ranked goes to the root */
-				for (size_t c = n - 1; c > 0;) {
-					size_t par = (c - 1) / 2;
-					if (!ranks_before(prof, l, heap[par], heap[c]))
+				for (size_t j = n - 1; j > 0;) {
+					size_t par = (j - 1) / 2;
+					if (!ranks_before(&heap[par], &heap[j]))
 						break;
-					uint32_t t = heap[par];
-					heap[par] = heap[c];
-					heap[c] = t;
-					c = par;
+					struct cand t = heap[par];
+					heap[par] = heap[j];
+					heap[j] = t;
+					j = par;
 				}
-			} else if (ranks_before(prof, l, (uint32_t)i, heap[0])) {
-				heap[0] = (uint32_t)i;
-				worst_down(prof, l, heap, n, 0);
+			} else if (ranks_before(&c, &heap[0])) {
+				heap[0] = c;
+				worst_down(heap, n, 0);
 			}
 		}
 		for (size_t i = 0; i < n; i++)
-			used += mark_site(prof, prof->sites[heap[i]].node);
+			used += mark_site(prof, prof->sites[heap[i].site].node);
 	}
 	free(heap);
 	return (long)used;
@@ -1717,5 +2118,6 @@ void ana_profile_free(struct ana_profile *prof)
 	free(prof->threads);
 	free(prof->hist_keys);
 	free(prof->hist_counts);
+	free(prof->extra_ids);
 	free(prof);
 }

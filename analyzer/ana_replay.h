@@ -55,6 +55,11 @@ enum ana_hist_kind {
 	ANA_N_HIST = 3,
 };
 
+/* Most phases open at once (all threads); one more fails the replay with
+ * -CM_E_LIMIT. Sites named per phase (ana_phase.sites). */
+#define ANA_MAX_OPEN_PHASES 1024
+#define ANA_PHASE_SITES 5
+
 static inline unsigned ana_hist_bucket(uint64_t v)
 {
 	return v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
@@ -94,6 +99,19 @@ struct ana_site {
 	 * the profile's spill table. */
 	uint32_t hist_n[ANA_N_HIST]; /* count in bucket hist_b - 1 */
 	uint8_t hist_b[ANA_N_HIST];  /* bucket + 1, 0 = none yet */
+	uint32_t fit_k;              /* internal: ticks its least-squares sums
+				      * cover */
+	uint32_t realloc_calls;      /* allocation calls by realloc (saturating) */
+	uint32_t realloc_grow_calls; /* of those, growing a block (saturating) */
+	uint32_t early_leaked_blocks; /* leaked blocks born in the first 10% of
+				       * the run (after the replay; saturating) */
+	uint64_t early_leaked_bytes;
+	/* During the replay the two below hold the site's least-squares sums
+	 * over the ticks (sum of k * live bytes, sum of live bytes). */
+	double growth_rate;          /* least-squares slope of its live bytes over
+				      * the ticks, bytes per second (after the
+				      * replay) */
+	double mean_live_bytes;      /* its live bytes averaged over the ticks */
 };
 
 /* A module (ELF object) as recorded by a MODULE record. */
@@ -144,6 +162,9 @@ struct ana_totals {
 	uint64_t inconsistent;       /* alloc at an address already live */
 	uint64_t late_events;        /* events below an earlier watermark */
 	uint64_t n_ticks;
+	uint64_t phases;             /* phases begun */
+	uint64_t markers;            /* marker records */
+	uint64_t unmatched_phase_ends; /* end records with no open phase */
 };
 
 /* The result of a replay. Free with ana_profile_free(). */
@@ -197,6 +218,11 @@ struct ana_profile {
 	 * (ana_profile_site_hist()); keys (site + 1) << 9 | kind << 7 | bucket. */
 	uint64_t *hist_keys, *hist_counts;
 	size_t n_hist;
+
+	/* Trie ids of sites to store in any case (the sites named by phases:
+	 * ana_profile_mark_sites()); owned, set by the caller. */
+	uint32_t *extra_ids;
+	size_t n_extra;
 };
 
 /* Called after each TICK's events are replayed: time_ns since the trace
@@ -222,7 +248,9 @@ struct ana_block {
 	uint64_t size;           /* bytes requested */
 	uint8_t kind;            /* enum tf_kind of the allocation call */
 	uint8_t freed_by;        /* enum tf_kind of the release (TF_KIND_FREE or
-				  * TF_KIND_REALLOC); 0 when never released */
+				  * TF_KIND_REALLOC), or ANA_FREED_LOST: its
+				  * address was handed out again with no free
+				  * in the trace (the replay's "inconsistent") */
 	bool freed;              /* released before the trace ended */
 	bool temporary;          /* counted as a temporary allocation */
 	uint64_t birth_seq, birth_ns;  /* ns since the trace started */
@@ -231,10 +259,56 @@ struct ana_block {
 				   * in between (when freed) */
 };
 
+#define ANA_FREED_LOST 0xffu
+
 /* Called for every block at its release, and at the end of the replay for
  * every block still live (in no particular order). Returning < 0 stops the
  * replay with that error. */
 typedef int (*ana_block_fn)(void *ctx, const struct ana_block *b);
+
+/* A phase at its end (ana_phase_fn), or at the end of the trace for one
+ * never ended. Phases belong to the thread that began them and nest there.
+ * Times are those of the TICK that released the records (tick resolution);
+ * RSS figures are the TICK samples (0 = not sampled). Pointers borrow the
+ * replay's memory until the callback returns. */
+struct ana_phase {
+	uint32_t id;             /* 1, 2, 3... in order of begin */
+	uint32_t parent;         /* id of the enclosing phase of the same thread, 0: none */
+	uint32_t depth;          /* 0 = outermost */
+	uint32_t stream;         /* stream id of its thread */
+	const char *name;        /* not NUL-terminated */
+	uint32_t name_len;
+	bool ended;              /* its end record was replayed */
+	uint64_t begin_seq, end_seq;   /* end_seq 0 when not ended */
+	uint64_t begin_ns, end_ns;     /* ns since the trace started */
+	uint64_t alloc_calls;    /* allocation calls by its thread while inside it
+				  * (nested phases included) */
+	uint64_t alloc_bytes;    /* their bytes requested */
+	uint64_t left_blocks;    /* of those blocks, still live at its end */
+	uint64_t left_bytes;
+	uint64_t heap_begin, heap_end; /* live heap of the process at begin / end */
+	uint64_t peak_heap_bytes; /* largest live heap of the process inside it */
+	uint64_t peak_ns;         /* time of the tick that released that moment */
+	uint64_t rss_begin, rss_end, rss_peak;
+	size_t n_sites;          /* <= ANA_PHASE_SITES */
+	uint32_t site_nodes[ANA_PHASE_SITES]; /* the sites whose live bytes grew the
+					       * most from its begin to its peak */
+	uint64_t site_growth[ANA_PHASE_SITES]; /* by that many bytes */
+};
+
+/* A marker record (memrec_mark(), memrec --mark-signal) when replayed. */
+struct ana_marker {
+	uint32_t index;          /* 1, 2, 3... in replay order */
+	uint32_t stream;
+	const char *name;        /* not NUL-terminated; borrowed */
+	uint32_t name_len;
+	uint64_t seq, time_ns;   /* time of the releasing tick */
+	uint64_t heap_bytes;     /* live heap right at the marker (exact) */
+	uint64_t rss_bytes;      /* RSS sample of the releasing tick */
+};
+
+typedef int (*ana_phase_fn)(void *ctx, const struct ana_phase *ph);
+typedef int (*ana_marker_fn)(void *ctx, const struct ana_marker *m);
 
 /* Called after each TICK with the file bytes the decoder has read so far
  * (for a progress display). */
@@ -249,6 +323,9 @@ struct ana_replay_opts {
 	void *block_ctx;
 	ana_progress_fn on_progress; /* may be NULL */
 	void *progress_ctx;
+	ana_phase_fn on_phase;  /* may be NULL; ctx phase_ctx */
+	ana_marker_fn on_marker; /* may be NULL; ctx phase_ctx */
+	void *phase_ctx;
 	/* Internal overrides for tests; 0 = the ANA_MAX_* defaults. */
 	uint64_t max_queued;    /* ANA_MAX_QUEUED_EVENTS */
 	uint64_t max_modules;   /* ANA_MAX_MODULES */
@@ -305,10 +382,12 @@ size_t ana_profile_mark_used(struct ana_profile *prof);
 
 /* Clear the ANA_USED_* flags everywhere, then mark the sites (nodes with allocation
  * calls) to store — all of them (top = ANA_ALL_SITES), or those among the
- * first top of any of the four lists in the database views' order (by their
- * two measures descending, as signed 64-bit integers, then by trie id) —
- * with ANA_USED_SITE | ANA_USED_NODE, and their ancestors with
- * ANA_USED_NODE. Returns how many nodes are used, or -ENOMEM. */
+ * first top of any of the lists a report shows (the four lists in the
+ * database views' order, by their two measures descending, as signed 64-bit
+ * integers, then by trie id; the growth and spike lists; the candidates of
+ * the insights), and the sites of prof->extra_ids — with ANA_USED_SITE |
+ * ANA_USED_NODE, and their ancestors with ANA_USED_NODE. Returns how many
+ * nodes are used, or -ENOMEM. */
 long ana_profile_mark_sites(struct ana_profile *prof, uint32_t top);
 
 /* The module whose segment holds addr (the most recently loaded one when

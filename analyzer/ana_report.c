@@ -1,5 +1,6 @@
 /* Reports from the database (see ana_report.h). */
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ static const char *const list_view[ANA_N_LISTS] = {
 struct loader {
 	sqlite3 *db;
 	sqlite3_stmt *node, *frames, *site_hist;
+	char err[256]; /* SQLite's message, kept before a reset clears it */
 };
 
 static const char *const hist_db_kind[ANA_N_HIST] = {
@@ -172,7 +174,15 @@ static int load_stack(struct loader *l, struct ana_report_site *site)
 	site->n_frames = n;
 	sqlite3_bind_int64(l->site_hist, 1, (sqlite3_int64)site->node_id);
 	rc = read_hists(l->site_hist, &site->hist, false);
+	if (rc == -CM_E_SQLITE)
+		snprintf(l->err, sizeof(l->err), "%s", sqlite3_errmsg(l->db));
 	sqlite3_reset(l->site_hist);
+	if (rc < 0) {
+		free_frames(site->frames, site->n_frames);
+		free_hists(&site->hist);
+		site->frames = NULL;
+		site->n_frames = 0;
+	}
 	return rc;
 }
 
@@ -240,6 +250,7 @@ static int load_meta(sqlite3 *db, struct ana_report *rep)
 		M("leaked_bytes", leaked_bytes),
 		M("unmatched_frees", unmatched_frees),
 		M("inconsistent", inconsistent),
+		M("unmatched_phase_ends", unmatched_phase_ends),
 #undef M
 	};
 	sqlite3_stmt *st = NULL;
@@ -288,6 +299,514 @@ static int load_meta(sqlite3 *db, struct ana_report *rep)
 	return 0;
 }
 
+
+/* ---- phases, markers, growth, insights ------------------------------------- */
+
+#define MAX_PHASES_LOADED 100000 /* phases a report reads (the first ones) */
+#define N_GROWTH_SITES 5
+#define N_INSIGHT_GROUPS 5       /* leak groups shown */
+
+/* Insight thresholds (docs/usage.md "Insights"). */
+#define INS_TEMP_MIN_CALLS 1000      /* temporary allocations at one site */
+#define INS_ONE_SIZE_SHARE 0.9       /* of its calls in one size bucket */
+#define INS_SMALL_MAX 65536          /* "small": the bucket ends below 64 KiB */
+#define INS_REALLOC_MIN_GROW 100     /* growing reallocs at one site */
+#define INS_POOL_MIN_BLOCKS 1000     /* blocks of one size live at the peak */
+#define INS_POOL_MAX_SIZE 4096       /* of at most this many bytes on average */
+#define INS_EARLY_MIN_BYTES 65536    /* early-allocated bytes never freed */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static char *col_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return ana_strndup(t ? (const char *)t : "", t ? strlen((const char *)t) : 0);
+}
+
+/* A site with its stack (node_id, calls, bytes set by the caller). */
+static int site_with_stack(struct loader *l, struct ana_report_site *s, uint64_t node,
+			   uint64_t calls, uint64_t bytes)
+{
+	memset(s, 0, sizeof(*s));
+	s->node_id = node;
+	s->calls = calls;
+	s->bytes = bytes;
+	return load_stack(l, s);
+}
+
+static void free_site(struct ana_report_site *s)
+{
+	free_frames(s->frames, s->n_frames);
+	free_hists(&s->hist);
+}
+
+static int load_phases(struct loader *l, struct ana_report *rep)
+{
+	sqlite3_stmt *st = NULL, *ps = NULL;
+	size_t cap = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db,
+			       "SELECT id, coalesce(parent, 0), depth, stream, name, ended, begin_ns,"
+			       " end_ns, alloc_calls, alloc_bytes, left_blocks, left_bytes,"
+			       " heap_begin, heap_end, peak_heap_bytes, peak_ns, rss_begin, rss_end,"
+			       " rss_peak FROM phases ORDER BY id LIMIT 100000",
+			       -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(l->db,
+			       "SELECT node_id, bytes FROM phase_sites WHERE phase_id = ?"
+			       " ORDER BY rank",
+			       -1, &ps, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -CM_E_SQLITE;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (rep->n_phases == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			void *np = realloc(rep->phases, nc * sizeof(*rep->phases));
+			if (!np) {
+				rc = -ENOMEM;
+				break;
+			}
+			rep->phases = np;
+			cap = nc;
+		}
+		struct ana_report_phase *ph = &rep->phases[rep->n_phases];
+		uint64_t v[13];
+		memset(ph, 0, sizeof(*ph));
+		ph->id = (uint32_t)sqlite3_column_int64(st, 0);
+		ph->parent = (uint32_t)sqlite3_column_int64(st, 1);
+		ph->depth = (uint32_t)sqlite3_column_int64(st, 2);
+		ph->stream = (uint32_t)sqlite3_column_int64(st, 3);
+		ph->name = col_dup(st, 4);
+		ph->ended = sqlite3_column_int(st, 5) != 0;
+		for (int i = 0; i < 13; i++)
+			v[i] = (uint64_t)sqlite3_column_int64(st, 6 + i);
+		ph->begin_ns = v[0];
+		ph->end_ns = v[1];
+		ph->alloc_calls = v[2];
+		ph->alloc_bytes = v[3];
+		ph->left_blocks = v[4];
+		ph->left_bytes = v[5];
+		ph->heap_begin = v[6];
+		ph->heap_end = v[7];
+		ph->peak_heap_bytes = v[8];
+		ph->peak_ns = v[9];
+		ph->rss_begin = v[10];
+		ph->rss_end = v[11];
+		ph->rss_peak = v[12];
+		rep->n_phases++;
+		if (!ph->name) {
+			rc = -ENOMEM;
+			break;
+		}
+		sqlite3_bind_int64(ps, 1, ph->id);
+		while ((rc = sqlite3_step(ps)) == SQLITE_ROW && ph->n_sites < ANA_PHASE_SITES) {
+			if (!ph->sites) {
+				ph->sites = calloc(ANA_PHASE_SITES, sizeof(*ph->sites));
+				if (!ph->sites) {
+					rc = -ENOMEM;
+					break;
+				}
+			}
+			rc = site_with_stack(l, &ph->sites[ph->n_sites],
+					     (uint64_t)sqlite3_column_int64(ps, 0), 0,
+					     (uint64_t)sqlite3_column_int64(ps, 1));
+			if (rc < 0)
+				break;
+			ph->n_sites++;
+		}
+		sqlite3_reset(ps);
+		if (rc < 0)
+			break;
+		rc = SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(ps);
+	if (rc < 0)
+		return rc;
+	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
+
+static int load_markers(struct loader *l, struct ana_report *rep)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db,
+			       "SELECT id, stream, name, seq, time_ns, heap_bytes, rss_bytes"
+			       " FROM markers ORDER BY seq LIMIT 100000",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -CM_E_SQLITE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (rep->n_markers == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			void *nm = realloc(rep->markers, nc * sizeof(*rep->markers));
+			if (!nm) {
+				rc = -ENOMEM;
+				break;
+			}
+			rep->markers = nm;
+			cap = nc;
+		}
+		struct ana_report_marker *m = &rep->markers[rep->n_markers];
+		m->id = (uint32_t)sqlite3_column_int64(st, 0);
+		m->stream = (uint32_t)sqlite3_column_int64(st, 1);
+		m->name = col_dup(st, 2);
+		m->seq = (uint64_t)sqlite3_column_int64(st, 3);
+		m->time_ns = (uint64_t)sqlite3_column_int64(st, 4);
+		m->heap_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+		m->rss_bytes = (uint64_t)sqlite3_column_int64(st, 6);
+		rep->n_markers++;
+		if (!m->name) {
+			rc = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
+
+/* Sites from a query of (node_id, calls, bytes) rows, at most n. */
+static int load_sites_sql(struct loader *l, const char *sql, size_t n,
+			  struct ana_report_site **out, size_t *n_out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*out = calloc(n ? n : 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -CM_E_SQLITE;
+	while (*n_out < n && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = site_with_stack(l, &(*out)[*n_out], (uint64_t)sqlite3_column_int64(st, 0),
+				     (uint64_t)sqlite3_column_int64(st, 1),
+				     (uint64_t)sqlite3_column_int64(st, 2));
+		if (rc < 0)
+			break;
+		(*n_out)++;
+		rc = SQLITE_ROW;
+	}
+	if (*n_out == n)
+		rc = SQLITE_DONE;
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
+
+/* Append one insight (text formatted here). Returns 0 or -ENOMEM. */
+static int add_insight(struct loader *l, struct ana_report *rep, size_t *cap, const char *kind,
+		       uint64_t node, uint64_t calls, uint64_t bytes, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
+static int add_insight(struct loader *l, struct ana_report *rep, size_t *cap, const char *kind,
+		       uint64_t node, uint64_t calls, uint64_t bytes, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (rep->n_insights == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		void *ni = realloc(rep->insights, nc * sizeof(*rep->insights));
+		if (!ni)
+			return -ENOMEM;
+		rep->insights = ni;
+		*cap = nc;
+	}
+	struct ana_insight *in = &rep->insights[rep->n_insights];
+	memset(in, 0, sizeof(*in));
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	in->kind = kind;
+	in->text = ana_strndup(buf, strlen(buf));
+	in->calls = calls;
+	in->bytes = bytes;
+	if (!in->text)
+		return -ENOMEM;
+	int rc = site_with_stack(l, &in->site, node, calls, bytes);
+	if (rc < 0) {
+		free(in->text);
+		return rc;
+	}
+	rep->n_insights++;
+	return 0;
+}
+
+/* "f at file:line" of a loaded site (its innermost frame). */
+static const char *where(char *buf, size_t cap, const struct ana_report_site *s)
+{
+	if (!s->n_frames)
+		snprintf(buf, cap, "[no backtrace]");
+	else if (s->frames[0].file[0])
+		snprintf(buf, cap, "%s at %s:%u", s->frames[0].function, s->frames[0].file,
+			 s->frames[0].line);
+	else
+		snprintf(buf, cap, "%s", s->frames[0].function);
+	return buf;
+}
+
+/* The site's largest size bucket: its share of calls, and its bounds. */
+static double one_size(sqlite3_stmt *hs, uint64_t node, uint64_t calls, uint64_t *lo, uint64_t *hi)
+{
+	uint64_t best = 0;
+
+	*lo = *hi = 0;
+	sqlite3_bind_int64(hs, 1, (sqlite3_int64)node);
+	while (sqlite3_step(hs) == SQLITE_ROW) {
+		uint64_t c = (uint64_t)sqlite3_column_int64(hs, 2);
+		if (c > best) {
+			best = c;
+			*lo = (uint64_t)sqlite3_column_int64(hs, 0);
+			*hi = (uint64_t)sqlite3_column_int64(hs, 1);
+		}
+	}
+	sqlite3_reset(hs);
+	return calls ? (double)best / (double)calls : 0;
+}
+
+/* Kinds in the order they are found: the tie-break of the insights. */
+static int kind_rank(const char *k)
+{
+	static const char *const kinds[] = { "temporary", "realloc", "pool", "early", "leak" };
+
+	for (int i = 0; i < (int)(sizeof(kinds) / sizeof(kinds[0])); i++)
+		if (!strcmp(k, kinds[i]))
+			return i;
+	return 99;
+}
+
+static int insight_cmp(const void *a, const void *b)
+{
+	const struct ana_insight *x = a, *y = b;
+
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	if (x->calls != y->calls)
+		return x->calls > y->calls ? -1 : 1;
+	if (kind_rank(x->kind) != kind_rank(y->kind))
+		return kind_rank(x->kind) - kind_rank(y->kind);
+	return x->site.node_id < y->site.node_id ? -1 : x->site.node_id > y->site.node_id;
+}
+
+static int load_insights(struct loader *l, struct ana_report *rep)
+{
+	sqlite3_stmt *st = NULL, *hs = NULL;
+	size_t cap = 0;
+	char w[512], sz[64], sz2[64];
+	uint64_t lo, hi;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(l->db,
+			       "SELECT lo, hi, count FROM site_histogram WHERE node_id = ?"
+			       " AND kind = 'size'",
+			       -1, &hs, NULL) != SQLITE_OK)
+		return -CM_E_SQLITE;
+	/* 1. Many temporary allocations of one small size: reuse a buffer. */
+	if (sqlite3_prepare_v2(l->db,
+			       "SELECT node_id, alloc_calls, temp_calls, temp_bytes FROM sites"
+			       " WHERE temp_calls >= " STR(INS_TEMP_MIN_CALLS)
+			       " AND 2 * temp_calls >= alloc_calls"
+			       " ORDER BY temp_calls DESC, node_id LIMIT 20",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto sql;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t node = (uint64_t)sqlite3_column_int64(st, 0);
+		uint64_t calls = (uint64_t)sqlite3_column_int64(st, 1);
+		uint64_t temp = (uint64_t)sqlite3_column_int64(st, 2);
+		uint64_t tb = (uint64_t)sqlite3_column_int64(st, 3);
+		double share = one_size(hs, node, calls, &lo, &hi);
+		if (share < INS_ONE_SIZE_SHARE || hi >= INS_SMALL_MAX)
+			continue;
+		struct ana_report_site tmp;
+		rc = site_with_stack(l, &tmp, node, 0, 0);
+		if (rc < 0)
+			break;
+		where(w, sizeof(w), &tmp);
+		free_site(&tmp);
+		rc = add_insight(l, rep, &cap, "temporary", node, temp, tb,
+				 "%s makes %" PRIu64 " temporary allocations (%.0f%% of its %" PRIu64
+				 " calls), %.0f%% of its calls of %" PRIu64 "-%" PRIu64
+				 " bytes (%" PRIu64 " on average): reuse one buffer instead of"
+				 " allocating and freeing it each time",
+				 w, temp, 100.0 * (double)temp / (double)calls, calls, 100.0 * share, lo,
+				 hi, temp ? tb / temp : 0);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc < 0)
+		goto out;
+	/* 2. Realloc growth chains: reserve up front. */
+	if (sqlite3_prepare_v2(l->db,
+			       "SELECT node_id, realloc_calls, realloc_grow_calls, alloc_bytes FROM sites"
+			       " WHERE realloc_grow_calls >= " STR(INS_REALLOC_MIN_GROW)
+			       " ORDER BY realloc_grow_calls DESC, node_id LIMIT 20",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto sql;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t node = (uint64_t)sqlite3_column_int64(st, 0);
+		uint64_t rcalls = (uint64_t)sqlite3_column_int64(st, 1);
+		uint64_t grow = (uint64_t)sqlite3_column_int64(st, 2);
+		uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 3);
+		struct ana_report_site tmp;
+		rc = site_with_stack(l, &tmp, node, 0, 0);
+		if (rc < 0)
+			break;
+		where(w, sizeof(w), &tmp);
+		uint64_t top_hi = 0;
+		for (size_t i = 0; i < tmp.hist.n[ANA_HIST_SIZE]; i++)
+			top_hi = tmp.hist.b[ANA_HIST_SIZE][i].hi;
+		free_site(&tmp);
+		rc = add_insight(l, rep, &cap, "realloc", node, grow, bytes,
+				 "%s grows blocks with realloc %" PRIu64 " times (of %" PRIu64
+				 " realloc calls; %s requested in all, the largest blocks under %s):"
+				 " reserve the final size up front, or grow geometrically",
+				 w, grow, rcalls, ana_human_size(sz, sizeof(sz), bytes),
+				 ana_human_size(sz2, sizeof(sz2), top_hi + 1));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc < 0)
+		goto out;
+	/* 3. Many blocks of one size live at the peak: a pool or arena. */
+	if (sqlite3_prepare_v2(l->db,
+			       "SELECT node_id, alloc_calls, peak_blocks, peak_bytes FROM sites"
+			       " WHERE peak_blocks >= " STR(INS_POOL_MIN_BLOCKS)
+			       " ORDER BY peak_bytes DESC, node_id LIMIT 20",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto sql;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t node = (uint64_t)sqlite3_column_int64(st, 0);
+		uint64_t calls = (uint64_t)sqlite3_column_int64(st, 1);
+		uint64_t blocks = (uint64_t)sqlite3_column_int64(st, 2);
+		uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 3);
+		double share = one_size(hs, node, calls, &lo, &hi);
+		if (share < INS_ONE_SIZE_SHARE || bytes / blocks > INS_POOL_MAX_SIZE)
+			continue;
+		struct ana_report_site tmp;
+		rc = site_with_stack(l, &tmp, node, 0, 0);
+		if (rc < 0)
+			break;
+		where(w, sizeof(w), &tmp);
+		free_site(&tmp);
+		/* glibc's malloc spends 8 bytes of header per chunk and rounds
+		 * up to 16 (malloc(3) notes; the chunk layout of malloc.c). */
+		rc = add_insight(l, rep, &cap, "pool", node, blocks, bytes,
+				 "%" PRIu64 " blocks from %s are live at the peak (%s), %.0f%% of its"
+				 " calls of %" PRIu64 "-%" PRIu64 " bytes (%" PRIu64
+				 " on average): a pool or arena of such blocks saves the"
+				 " allocator's per-block overhead (about %s at 16 bytes each)",
+				 blocks, w, ana_human_size(sz, sizeof(sz), bytes), 100.0 * share, lo, hi,
+				 blocks ? bytes / blocks : 0,
+				 ana_human_size(sz2, sizeof(sz2), blocks * 16));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc < 0)
+		goto out;
+	/* 4. Allocated early and never freed: release it. */
+	if (rep->complete) {
+		if (sqlite3_prepare_v2(l->db,
+				       "SELECT node_id, early_leaked_blocks, early_leaked_bytes FROM sites"
+				       " WHERE early_leaked_bytes >= " STR(INS_EARLY_MIN_BYTES)
+				       " ORDER BY early_leaked_bytes DESC, node_id LIMIT 20",
+				       -1, &st, NULL) != SQLITE_OK)
+			goto sql;
+		while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+			uint64_t node = (uint64_t)sqlite3_column_int64(st, 0);
+			uint64_t blocks = (uint64_t)sqlite3_column_int64(st, 1);
+			uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 2);
+			struct ana_report_site tmp;
+			rc = site_with_stack(l, &tmp, node, 0, 0);
+			if (rc < 0)
+				break;
+			where(w, sizeof(w), &tmp);
+			free_site(&tmp);
+			rc = add_insight(l, rep, &cap, "early", node, blocks, bytes,
+					 "%s allocates %s in %" PRIu64 " block%s in the first 10%% of"
+					 " the run (by %.0f ms) that %s never freed: if it is not"
+					 " needed until exit, free it when its work is done",
+					 w, ana_human_size(sz, sizeof(sz), bytes), blocks,
+					 blocks == 1 ? "" : "s", (double)rep->duration_ns / 1e7,
+					 blocks == 1 ? "is" : "are");
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc < 0)
+			goto out;
+	}
+	/* 5. Leaks grouped by the function that allocated them. */
+	if (rep->complete && rep->leaked_bytes) {
+		if (sqlite3_prepare_v2(l->db,
+				       "SELECT min(s.node_id), count(*), sum(s.leaked_blocks),"
+				       " sum(s.leaked_bytes), c.function FROM sites s JOIN call_sites c"
+				       " USING (node_id) WHERE s.leaked_blocks > 0 GROUP BY c.function"
+				       " ORDER BY sum(s.leaked_bytes) DESC, c.function"
+				       " LIMIT " STR(N_INSIGHT_GROUPS),
+				       -1, &st, NULL) != SQLITE_OK)
+			goto sql;
+		while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+			uint64_t node = (uint64_t)sqlite3_column_int64(st, 0);
+			uint64_t paths = (uint64_t)sqlite3_column_int64(st, 1);
+			uint64_t blocks = (uint64_t)sqlite3_column_int64(st, 2);
+			uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 3);
+			struct ana_report_site tmp;
+			rc = site_with_stack(l, &tmp, node, 0, 0);
+			if (rc < 0)
+				break;
+			where(w, sizeof(w), &tmp);
+			free_site(&tmp);
+			rc = add_insight(l, rep, &cap, "leak", node, blocks, bytes,
+					 "%s leaks %s in %" PRIu64 " block%s, from %" PRIu64
+					 " call path%s: free %s (memana report lists each path"
+					 " under MOST MEMORY LEAKED)",
+					 w, ana_human_size(sz, sizeof(sz), bytes), blocks,
+					 blocks == 1 ? "" : "s", paths, paths == 1 ? "" : "s",
+					 blocks == 1 ? "it" : "them");
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	goto out;
+sql:
+	rc = -CM_E_SQLITE;
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(hs);
+	if (rc == 0 && rep->n_insights > 1)
+		qsort(rep->insights, rep->n_insights, sizeof(*rep->insights), insight_cmp);
+	return rc;
+}
+
+static int load_extras(struct loader *l, struct ana_report *rep)
+{
+	CM_TRY(load_phases(l, rep));
+	CM_TRY(load_markers(l, rep));
+	/* The sites growing with the heap: at least 1% of its rate. */
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT node_id, alloc_calls, CAST(growth_rate AS INTEGER) FROM sites"
+		 " WHERE growth_rate >= %.0f ORDER BY growth_rate DESC, node_id",
+		 rep->growth.heap_rate / 100 > 1 ? rep->growth.heap_rate / 100 : 1);
+	if (rep->growth.growing)
+		CM_TRY(load_sites_sql(l, sql, N_GROWTH_SITES, &rep->growth_sites,
+				      &rep->n_growth_sites));
+	/* The sites behind the spike: at least 1% of it above their mean. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT node_id, peak_blocks, CAST(peak_bytes - mean_live_bytes AS INTEGER)"
+		 " FROM sites WHERE peak_bytes - mean_live_bytes >= %.0f"
+		 " ORDER BY peak_bytes - mean_live_bytes DESC, node_id",
+		 rep->growth.spike_bytes / 100 > 1 ? (double)rep->growth.spike_bytes / 100 : 1.0);
+	if (rep->growth.spiking)
+		CM_TRY(load_sites_sql(l, sql, N_GROWTH_SITES, &rep->spike_sites,
+				      &rep->n_spike_sites));
+	return load_insights(l, rep);
+}
+
 int ana_report_load(struct ana_db *adb, const char *name, unsigned top,
 		    struct ana_report **out, char *errmsg, size_t cap)
 {
@@ -333,11 +852,16 @@ int ana_report_load(struct ana_db *adb, const char *name, unsigned top,
 	sqlite3_finalize(hs);
 	if (rc < 0)
 		goto out;
+	rc = ana_growth_load(l.db, &rep->growth);
+	if (rc == 0 && top)
+		rc = load_extras(&l, rep);
+	if (rc < 0)
+		goto out;
 	rc = 0;
 out:
 	if (rc == -CM_E_SQLITE && errmsg && cap)
 		snprintf(errmsg, cap, "'%s': cannot read database: %s", name,
-			 sqlite3_errmsg(l.db));
+			 l.err[0] ? l.err : sqlite3_errmsg(l.db));
 	else if (rc == -ENOMEM && errmsg && cap)
 		snprintf(errmsg, cap, "'%s': out of memory", name);
 	sqlite3_finalize(l.node);
@@ -366,6 +890,27 @@ void ana_report_free(struct ana_report *rep)
 		free(rep->sites[i]);
 	}
 	free_hists(&rep->hist);
+	for (size_t i = 0; i < rep->n_phases; i++) {
+		free(rep->phases[i].name);
+		for (size_t j = 0; j < rep->phases[i].n_sites; j++)
+			free_site(&rep->phases[i].sites[j]);
+		free(rep->phases[i].sites);
+	}
+	free(rep->phases);
+	for (size_t i = 0; i < rep->n_markers; i++)
+		free(rep->markers[i].name);
+	free(rep->markers);
+	for (size_t i = 0; i < rep->n_growth_sites; i++)
+		free_site(&rep->growth_sites[i]);
+	free(rep->growth_sites);
+	for (size_t i = 0; i < rep->n_spike_sites; i++)
+		free_site(&rep->spike_sites[i]);
+	free(rep->spike_sites);
+	for (size_t i = 0; i < rep->n_insights; i++) {
+		free(rep->insights[i].text);
+		free_site(&rep->insights[i].site);
+	}
+	free(rep->insights);
 	free(rep);
 }
 
@@ -485,6 +1030,125 @@ static void print_hist(const struct ana_report *rep, unsigned kind, FILE *f)
 			ana_human_size(b1, sizeof(b1), rep->leaked_bytes));
 }
 
+/* n with thousands separators ("412,331"). */
+static const char *commas(char *buf, size_t cap, uint64_t n)
+{
+	char tmp[32];
+	int len = snprintf(tmp, sizeof(tmp), "%" PRIu64, n), o = 0;
+
+	for (int i = 0; i < len && o + 2 < (int)cap; i++) {
+		if (i && (len - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+static double mib(uint64_t b)
+{
+	return (double)b / (1024.0 * 1024.0);
+}
+
+/* "+1.50 MiB" for a signed byte rate or change. */
+static const char *signed_size(char *buf, size_t cap, double v)
+{
+	char h[32];
+
+	ana_human_size(h, sizeof(h), (uint64_t)(v < 0 ? -v : v));
+	snprintf(buf, cap, "%c%s", v < 0 ? '-' : '+', h);
+	return buf;
+}
+
+static void print_site_line(const struct ana_report_site *s, const char *prefix, FILE *f)
+{
+	char w[512];
+
+	fprintf(f, "%s%s\n", prefix, where(w, sizeof(w), s));
+}
+
+static void print_growth(const struct ana_report *rep, FILE *f)
+{
+	const struct ana_growth *g = &rep->growth;
+	char a[48], b[48], c[48];
+
+	if (!strcmp(g->verdict, "unknown")) {
+		fprintf(f, "memory over time:      unknown (%" PRIu64 " ticks in the window; %d needed)\n",
+			g->n_points, ANA_GROWTH_MIN_POINTS);
+		return;
+	}
+	fprintf(f, "memory over time:      %s%s: heap %s/s (R\xc2\xb2 %.2f), RSS %s/s over"
+		   " %.0f-%.0f ms\n",
+		g->verdict, g->growing ? " (possible leak)" : "",
+		signed_size(a, sizeof(a), g->heap_rate), g->heap_r2,
+		signed_size(b, sizeof(b), g->rss_rate), (double)g->window_start_ns / 1e6,
+		(double)g->window_end_ns / 1e6);
+	if (g->has_per_marker)
+		fprintf(f, "                       heap %s per marker interval (%" PRIu64
+			   " markers)\n",
+			signed_size(c, sizeof(c), g->heap_per_marker), g->n_markers);
+	if (g->spiking)
+		fprintf(f, "                       peak %s is %s above the typical heap (%s)\n",
+			ana_human_size(a, sizeof(a), g->peak_heap),
+			ana_human_size(b, sizeof(b), g->spike_bytes),
+			ana_human_size(c, sizeof(c), g->baseline_heap));
+	for (size_t i = 0; i < rep->n_growth_sites; i++) {
+		fprintf(f, "  growing %s/s: ", ana_human_size(a, sizeof(a), rep->growth_sites[i].bytes));
+		print_site_line(&rep->growth_sites[i], "", f);
+	}
+	for (size_t i = 0; i < rep->n_spike_sites; i++) {
+		fprintf(f, "  spike %s: ", ana_human_size(a, sizeof(a), rep->spike_sites[i].bytes));
+		print_site_line(&rep->spike_sites[i], "", f);
+	}
+}
+
+static void print_insights(const struct ana_report *rep, FILE *f)
+{
+	fprintf(f, "\nINSIGHTS\n");
+	if (!rep->n_insights)
+		fprintf(f, "  (none)\n");
+	for (size_t i = 0; i < rep->n_insights; i++)
+		fprintf(f, "%zu. [%s] %s\n", i + 1, rep->insights[i].kind, rep->insights[i].text);
+}
+
+void ana_report_print_phases(const struct ana_report *rep, FILE *f)
+{
+	char c1[32], a[32], b[32];
+
+	fprintf(f, "\nPHASES (per thread; times and RSS at tick resolution)\n");
+	if (!rep->n_phases)
+		fprintf(f, "  (none)\n");
+	for (size_t i = 0; i < rep->n_phases; i++) {
+		const struct ana_report_phase *ph = &rep->phases[i];
+		double drss = mib(ph->rss_end) - mib(ph->rss_begin);
+		fprintf(f, "%*s%s  %.2f s  %s allocs  peak heap %.1f MiB  RSS %.1f \xe2\x86\x92 %.1f MiB"
+			   " (\xce\x94%+.1f, peak %.1f)%s\n",
+			(int)(2 * ph->depth), "", ph->name, (double)(ph->end_ns - ph->begin_ns) / 1e9,
+			commas(c1, sizeof(c1), ph->alloc_calls), mib(ph->peak_heap_bytes),
+			mib(ph->rss_begin), mib(ph->rss_end), drss, mib(ph->rss_peak),
+			ph->ended ? "" : "  (not ended)");
+		fprintf(f, "%*s  allocated %s, left behind %s in %" PRIu64 " blocks\n",
+			(int)(2 * ph->depth), "", ana_human_size(a, sizeof(a), ph->alloc_bytes),
+			ana_human_size(b, sizeof(b), ph->left_bytes), ph->left_blocks);
+		for (size_t j = 0; j < ph->n_sites; j++) {
+			fprintf(f, "%*s  peak +%s from ", (int)(2 * ph->depth), "",
+				ana_human_size(a, sizeof(a), ph->sites[j].bytes));
+			print_site_line(&ph->sites[j], "", f);
+		}
+	}
+	if (rep->unmatched_phase_ends)
+		fprintf(f, "  (%" PRIu64 " phase ends with no open phase)\n", rep->unmatched_phase_ends);
+	fprintf(f, "\nMARKERS\n");
+	if (!rep->n_markers)
+		fprintf(f, "  (none)\n");
+	for (size_t i = 0; i < rep->n_markers; i++) {
+		const struct ana_report_marker *m = &rep->markers[i];
+		fprintf(f, "  %-20s at %10.3f ms  heap %s  RSS %s\n", m->name, (double)m->time_ns / 1e6,
+			ana_human_size(a, sizeof(a), m->heap_bytes),
+			m->rss_bytes ? ana_human_size(b, sizeof(b), m->rss_bytes) : "-");
+	}
+}
+
 void ana_report_print_text(const struct ana_report *rep, FILE *f)
 {
 	static const char *const titles[ANA_N_LISTS] = {
@@ -519,6 +1183,11 @@ void ana_report_print_text(const struct ana_report *rep, FILE *f)
 		fprintf(f, "unmatched frees:       %" PRIu64
 			   " (memory allocated before recording started)\n",
 			rep->unmatched_frees);
+	if (rep->n_phases || rep->n_markers)
+		fprintf(f, "phases, markers:       %zu, %zu (memana report --phases)\n",
+			rep->n_phases, rep->n_markers);
+	print_growth(rep, f);
+	print_insights(rep, f);
 
 	for (int l = 0; l < ANA_N_LISTS; l++) {
 		fprintf(f, "\n%s\n", titles[l]);
@@ -597,6 +1266,187 @@ void ana_report_site_json(const struct ana_report_site *s, FILE *f)
 	fputc('}', f);
 }
 
+static void json_num(FILE *f, double v)
+{
+	if (v != v || v > 1e300 || v < -1e300)
+		fputs("null", f);
+	else
+		fprintf(f, "%.6g", v);
+}
+
+static void json_sites(const struct ana_report_site *s, size_t n, FILE *f)
+{
+	fputc('[', f);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", f);
+		ana_report_site_json(&s[i], f);
+	}
+	fputc(']', f);
+}
+
+void ana_report_json_extras(const struct ana_report *rep, FILE *f)
+{
+	const struct ana_growth *g = &rep->growth;
+
+	fprintf(f, " \"growth\": {\"verdict\": \"%s\", \"growing\": %s, \"spiking\": %s,"
+		   " \"window_ms\": [%.3f, %.3f], \"ticks\": %" PRIu64 ", \"heap_bytes_per_s\": ",
+		g->verdict, g->growing ? "true" : "false", g->spiking ? "true" : "false",
+		(double)g->window_start_ns / 1e6, (double)g->window_end_ns / 1e6, g->n_points);
+	json_num(f, g->heap_rate);
+	fputs(", \"heap_r2\": ", f);
+	json_num(f, g->heap_r2);
+	fputs(", \"rss_bytes_per_s\": ", f);
+	json_num(f, g->rss_rate);
+	fprintf(f, ", \"markers\": %" PRIu64 ", \"heap_bytes_per_marker\": ", g->n_markers);
+	if (g->has_per_marker)
+		json_num(f, g->heap_per_marker);
+	else
+		fputs("null", f);
+	fprintf(f, ", \"baseline_heap_bytes\": %" PRIu64 ", \"spike_bytes\": %" PRIu64
+		   ",\n  \"growing_sites\": ",
+		g->baseline_heap, g->spike_bytes);
+	json_sites(rep->growth_sites, rep->n_growth_sites, f);
+	fputs(",\n  \"spike_sites\": ", f);
+	json_sites(rep->spike_sites, rep->n_spike_sites, f);
+	fputs("},\n \"insights\": [", f);
+	for (size_t i = 0; i < rep->n_insights; i++) {
+		const struct ana_insight *in = &rep->insights[i];
+		fprintf(f, "%s{\"kind\": \"%s\", \"text\": ", i ? ",\n  " : "\n  ", in->kind);
+		json_cstr(f, in->text);
+		fprintf(f, ", \"calls\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"site\": ", in->calls,
+			in->bytes);
+		ana_report_site_json(&in->site, f);
+		fputc('}', f);
+	}
+	fputs("],\n \"phases\": [", f);
+	for (size_t i = 0; i < rep->n_phases; i++) {
+		const struct ana_report_phase *ph = &rep->phases[i];
+		fprintf(f, "%s{\"id\": %u, \"parent\": %u, \"depth\": %u, \"stream\": %u, \"name\": ",
+			i ? ",\n  " : "\n  ", ph->id, ph->parent, ph->depth, ph->stream);
+		json_cstr(f, ph->name);
+		fprintf(f,
+			", \"ended\": %s, \"begin_ms\": %.3f, \"end_ms\": %.3f, \"duration_ms\": %.3f,"
+			" \"alloc_calls\": %" PRIu64 ", \"alloc_bytes\": %" PRIu64
+			", \"left_blocks\": %" PRIu64 ", \"left_bytes\": %" PRIu64
+			", \"heap_begin\": %" PRIu64 ", \"heap_end\": %" PRIu64
+			", \"peak_heap_bytes\": %" PRIu64 ", \"peak_ms\": %.3f"
+			", \"rss_begin\": %" PRIu64 ", \"rss_end\": %" PRIu64 ", \"rss_peak\": %" PRIu64
+			", \"peak_sites\": ",
+			ph->ended ? "true" : "false", (double)ph->begin_ns / 1e6,
+			(double)ph->end_ns / 1e6, (double)(ph->end_ns - ph->begin_ns) / 1e6,
+			ph->alloc_calls, ph->alloc_bytes, ph->left_blocks, ph->left_bytes,
+			ph->heap_begin, ph->heap_end, ph->peak_heap_bytes, (double)ph->peak_ns / 1e6,
+			ph->rss_begin, ph->rss_end, ph->rss_peak);
+		json_sites(ph->sites, ph->n_sites, f);
+		fputc('}', f);
+	}
+	fputs("],\n \"markers\": [", f);
+	for (size_t i = 0; i < rep->n_markers; i++) {
+		const struct ana_report_marker *m = &rep->markers[i];
+		fprintf(f, "%s{\"id\": %u, \"stream\": %u, \"name\": ", i ? ",\n  " : "\n  ",
+			m->id, m->stream);
+		json_cstr(f, m->name);
+		fprintf(f, ", \"seq\": %" PRIu64 ", \"time_ms\": %.3f, \"heap_bytes\": %" PRIu64
+			   ", \"rss_bytes\": %" PRIu64 "}",
+			m->seq, (double)m->time_ns / 1e6, m->heap_bytes, m->rss_bytes);
+	}
+	fputs("]", f);
+}
+
+/* ---- CSV (RFC 4180) ------------------------------------------------------- */
+
+static void csv_str(FILE *f, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void csv_kv(FILE *f, const char *k, uint64_t v)
+{
+	fprintf(f, "%s,%" PRIu64 "\r\n", k, v);
+}
+
+void ana_report_print_csv(const struct ana_report *rep, FILE *f)
+{
+	static const char *const names[ANA_N_LISTS] = {
+		"allocations", "peak", "leaked", "temporary",
+	};
+	char num[64];
+
+	fputs("key,value\r\n", f);
+	fputs("command,", f);
+	csv_str(f, rep->command[0] ? rep->command : rep->exe);
+	fputs("\r\n", f);
+	csv_kv(f, "pid", rep->pid);
+	fprintf(f, "complete,%s\r\n", rep->complete ? "yes" : "no");
+	snprintf(num, sizeof(num), "%.3f", (double)rep->duration_ns / 1e6);
+	fprintf(f, "duration_ms,%s\r\n", num);
+	csv_kv(f, "allocations", rep->allocations);
+	csv_kv(f, "failed_allocations", rep->failed_allocations);
+	csv_kv(f, "bytes_allocated", rep->bytes_allocated);
+	csv_kv(f, "frees", rep->frees);
+	csv_kv(f, "temporary_allocations", rep->temporary);
+	csv_kv(f, "temporary_bytes", rep->temporary_bytes);
+	csv_kv(f, "peak_heap_bytes", rep->peak_heap_bytes);
+	fprintf(f, "peak_time_ms,%.3f\r\n", (double)rep->peak_time_ns / 1e6);
+	csv_kv(f, "peak_rss_bytes", rep->peak_rss_bytes);
+	csv_kv(f, "leaked_allocations", rep->leaked_allocations);
+	csv_kv(f, "leaked_bytes", rep->leaked_bytes);
+	fprintf(f, "growth_verdict,%s\r\n", rep->growth.verdict);
+	fprintf(f, "heap_growth_bytes_per_s,%.1f\r\n", rep->growth.heap_rate);
+	fputs("\r\nlist,rank,calls,bytes,function,file,line,module,stack\r\n", f);
+	for (int l = 0; l < ANA_N_LISTS; l++)
+		for (size_t i = 0; i < rep->n_sites[l]; i++) {
+			const struct ana_report_site *s = &rep->sites[l][i];
+			const struct ana_report_frame *fr = s->n_frames ? &s->frames[0] : NULL;
+			fprintf(f, "%s,%zu,%" PRIu64 ",%" PRIu64 ",", names[l], i + 1, s->calls,
+				s->bytes);
+			csv_str(f, fr ? fr->function : "");
+			fputc(',', f);
+			csv_str(f, fr ? fr->file : "");
+			fprintf(f, ",%u,", fr ? fr->line : 0);
+			csv_str(f, fr ? fr->module : "");
+			fputc(',', f);
+			/* The whole stack in one cell, frames joined by " <- ";
+			 * quoted as a whole (a name may hold a comma). */
+			fputc('"', f);
+			for (size_t j = 0; j < s->n_frames; j++) {
+				if (j)
+					fputs(" <- ", f);
+				for (const char *c = s->frames[j].function; *c; c++) {
+					if (*c == '"')
+						fputc('"', f);
+					fputc(*c, f);
+				}
+			}
+			fputs("\"\r\n", f);
+		}
+	if (rep->n_phases) {
+		fputs("\r\nphase,parent,depth,name,duration_ms,alloc_calls,alloc_bytes,"
+		      "left_blocks,left_bytes,peak_heap_bytes,rss_begin,rss_end,rss_peak\r\n", f);
+		for (size_t i = 0; i < rep->n_phases; i++) {
+			const struct ana_report_phase *ph = &rep->phases[i];
+			fprintf(f, "%u,%u,%u,", ph->id, ph->parent, ph->depth);
+			csv_str(f, ph->name);
+			fprintf(f, ",%.3f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+				   ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\r\n",
+				(double)(ph->end_ns - ph->begin_ns) / 1e6, ph->alloc_calls,
+				ph->alloc_bytes, ph->left_blocks, ph->left_bytes, ph->peak_heap_bytes,
+				ph->rss_begin, ph->rss_end, ph->rss_peak);
+		}
+	}
+}
+
 void ana_report_print_json(const struct ana_report *rep, FILE *f)
 {
 	static const char *const names[ANA_N_LISTS] = {
@@ -631,6 +1481,8 @@ void ana_report_print_json(const struct ana_report *rep, FILE *f)
 		ana_report_hist_json(rep->hist.b[k], rep->hist.n[k], true, f);
 		fputs(", ", f);
 	}
-	fprintf(f, "\"never_freed\": {\"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}}}\n",
+	fprintf(f, "\"never_freed\": {\"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}},\n",
 		rep->leaked_allocations, rep->leaked_bytes);
+	ana_report_json_extras(rep, f);
+	fputs("}\n", f);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "ana_db.h"
+#include "ana_growth.h"
 
 /* The four lists, each ranked by its own measure (docs/schema.md). */
 enum ana_list {
@@ -50,6 +51,35 @@ struct ana_report_site {
 	struct ana_report_hists hist;    /* the site's histograms (counts only) */
 };
 
+/* A phase (docs/schema.md "phases"): its figures and the sites whose live
+ * bytes grew most up to its peak (site.bytes = that growth, site.calls 0). */
+struct ana_report_phase {
+	uint32_t id, parent, depth, stream;
+	char *name;              /* owned */
+	bool ended;
+	uint64_t begin_ns, end_ns, alloc_calls, alloc_bytes, left_blocks, left_bytes;
+	uint64_t heap_begin, heap_end, peak_heap_bytes, peak_ns;
+	uint64_t rss_begin, rss_end, rss_peak; /* 0 = not sampled */
+	struct ana_report_site *sites; /* owned */
+	size_t n_sites;
+};
+
+struct ana_report_marker {
+	uint32_t id, stream;
+	char *name;              /* owned */
+	uint64_t seq, time_ns, heap_bytes, rss_bytes;
+};
+
+/* A suggestion with its evidence (docs/usage.md "Insights"). */
+struct ana_insight {
+	const char *kind;        /* "temporary", "realloc", "pool", "early",
+				  * "leak"; static */
+	char *text;              /* owned: one sentence with the figures */
+	uint64_t bytes;          /* memory at stake (the order) */
+	uint64_t calls;          /* calls at stake */
+	struct ana_report_site site; /* the site (calls/bytes as in text) */
+};
+
 struct ana_report {
 	uint32_t pid, ppid;
 	char *exe, *command, *trace; /* owned, never NULL */
@@ -63,7 +93,31 @@ struct ana_report {
 	struct ana_report_site *sites[ANA_N_LISTS]; /* owned */
 	size_t n_sites[ANA_N_LISTS];
 	struct ana_report_hists hist;    /* the whole program's */
+	struct ana_report_phase *phases; /* owned, by id */
+	size_t n_phases;
+	struct ana_report_marker *markers; /* owned, in order */
+	size_t n_markers;
+	uint64_t unmatched_phase_ends;
+	struct ana_growth growth;
+	/* with growth.growing: sites by live-bytes slope (site.bytes = bytes
+	 * per second, rounded); with growth.spiking: sites by bytes at the peak
+	 * above their mean (site.bytes = that, site.calls = blocks at the peak) */
+	struct ana_report_site *growth_sites, *spike_sites; /* owned */
+	size_t n_growth_sites, n_spike_sites;
+	struct ana_insight *insights;    /* owned, by bytes at stake */
+	size_t n_insights;
 };
+
+/* Write the JSON members "growth", "insights", "phases" and "markers"
+ * (without braces; a comma-separated member list) to f. */
+void ana_report_json_extras(const struct ana_report *rep, FILE *f);
+
+/* Print the phases and markers section (memana report --phases). */
+void ana_report_print_phases(const struct ana_report *rep, FILE *f);
+
+/* Print the report as CSV (RFC 4180): the summary as key,value rows, a
+ * blank line, then one row per site of the four lists, then the phases. */
+void ana_report_print_csv(const struct ana_report *rep, FILE *f);
 
 /* The JSON name of histogram kind k: "sizes", "lifetimes_ms",
  * "lifetimes_allocs". */

@@ -99,10 +99,19 @@ static const char usage_report[] =
 	"\n"
 	"  --top N            sites per list (default 10)\n"
 	"  --json             one JSON object (sizes exact, in bytes)\n"
+	"  --csv              CSV for spreadsheets: the summary, then the sites of\n"
+	"                     the four lists, then the phases\n"
+	"  --phases           also the phases (memrec_phase_begin/end) and markers\n"
+	"                     (memrec_mark, memrec --mark-signal), one line per phase\n"
 	"  --temporary-gap N  allocations allowed between a temporary allocation\n"
 	"                     and its free (default 0; traces only)\n"
 	"  --debug-path P     separate debug info search path (elfutils syntax)\n"
 	"  -q, --quiet        no progress line on stderr\n"
+	"\n"
+	"The summary says whether memory over time is constant, growing (a possible\n"
+	"leak: a steady least-squares slope of the heap) or spiking (a peak far\n"
+	"above the typical heap), with the sites behind it, and INSIGHTS lists\n"
+	"suggestions with their evidence (docs/usage.md).\n"
 	"\n"
 	"The histograms count allocation calls by requested size, and freed blocks\n"
 	"by lifetime: in ms (the time of the ticks that released the allocation and\n"
@@ -127,7 +136,7 @@ static const char usage_ingest[] =
 
 static const char usage_check[] =
 	"usage: memana check TRACE|DB [--max-leaked SIZE] [--max-peak SIZE]\n"
-	"                             [--max-allocations N]\n"
+	"                             [--max-allocations N] [--max-growth RATE]\n"
 	"                             [--baseline TRACE|DB [--max-increase PCT]] [-q]\n"
 	"\n"
 	"Exit with status 1 and one line per exceeded limit, 0 when all hold.\n"
@@ -136,6 +145,8 @@ static const char usage_check[] =
 	"  --max-leaked SIZE     leaked bytes\n"
 	"  --max-peak SIZE       peak heap bytes\n"
 	"  --max-allocations N   allocation calls\n"
+	"  --max-growth RATE     heap growth of a run found growing, bytes per second\n"
+	"                        (a SIZE, optionally followed by /s: 1M/s)\n"
 	"  --baseline B          compare with the trace or database B: fail when any\n"
 	"                        of allocation calls, peak heap bytes, leaked bytes\n"
 	"                        and temporary allocations grew by more than\n"
@@ -364,6 +375,9 @@ enum {
 	OPT_MAX_INCREASE,
 	OPT_METRIC,
 	OPT_FORMAT,
+	OPT_CSV,
+	OPT_PHASES,
+	OPT_MAX_GROWTH,
 };
 
 /* The single TRACE|DB operand of report and check: open it (ingesting a trace
@@ -396,6 +410,8 @@ static int cmd_report(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "csv", no_argument, NULL, OPT_CSV },
+		{ "phases", no_argument, NULL, OPT_PHASES },
 		{ "temporary-gap", required_argument, NULL, OPT_GAP },
 		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -404,7 +420,7 @@ static int cmd_report(int argc, char **argv)
 	};
 	struct input_opts io = { 0 };
 	uint64_t top = 10;
-	bool json = false;
+	bool json = false, csv = false, phases = false;
 	struct ana_db *db = NULL;
 	struct ana_report *rep = NULL;
 	int c;
@@ -423,6 +439,12 @@ static int cmd_report(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
+		case OPT_CSV:
+			csv = true;
+			break;
+		case OPT_PHASES:
+			phases = true;
+			break;
 		case OPT_GAP:
 			if (parse_u64_opt(usage_report, "--temporary-gap", optarg,
 					  &io.temporary_gap) < 0)
@@ -440,13 +462,20 @@ static int cmd_report(int argc, char **argv)
 			return bad_option(usage_report, argv);
 		}
 	}
+	if (json && csv)
+		return usage_error(usage_report, "--json and --csv exclude each other");
 	int st = load_operand(argc, argv, usage_report, &io, (unsigned)top, &db, &rep);
 	if (st)
 		return st;
 	if (json)
 		ana_report_print_json(rep, stdout);
-	else
+	else if (csv)
+		ana_report_print_csv(rep, stdout);
+	else {
 		ana_report_print_text(rep, stdout);
+		if (phases)
+			ana_report_print_phases(rep, stdout);
+	}
 	ana_report_free(rep);
 	ana_db_free(db);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -683,6 +712,7 @@ static int cmd_check(int argc, char **argv)
 		{ "max-leaked", required_argument, NULL, OPT_MAX_LEAKED },
 		{ "max-peak", required_argument, NULL, OPT_MAX_PEAK },
 		{ "max-allocations", required_argument, NULL, OPT_MAX_ALLOCS },
+		{ "max-growth", required_argument, NULL, OPT_MAX_GROWTH },
 		{ "baseline", required_argument, NULL, OPT_BASELINE },
 		{ "max-increase", required_argument, NULL, OPT_MAX_INCREASE },
 		{ "temporary-gap", required_argument, NULL, OPT_GAP },
@@ -694,7 +724,8 @@ static int cmd_check(int argc, char **argv)
 	struct input_opts io = { 0 };
 	uint64_t max_leaked = 0, max_peak = 0, max_allocs = 0;
 	bool has_leaked = false, has_peak = false, has_allocs = false, quiet = false;
-	bool has_increase = false;
+	bool has_increase = false, has_growth = false;
+	uint64_t max_growth = 0;
 	const char *baseline = NULL;
 	double max_increase = 0;
 	struct ana_db *db = NULL;
@@ -723,6 +754,22 @@ static int cmd_check(int argc, char **argv)
 		case OPT_BASELINE:
 			baseline = optarg;
 			break;
+		case OPT_MAX_GROWTH: {
+			char buf[64];
+			size_t len = strlen(optarg);
+			if (len >= sizeof(buf))
+				len = sizeof(buf) - 1;
+			memcpy(buf, optarg, len);
+			buf[len] = 0;
+			if (len > 2 && !strcmp(buf + len - 2, "/s"))
+				buf[len - 2] = 0;
+			if (ana_parse_size(buf, &max_growth) < 0)
+				return usage_error(usage_check,
+						   "--max-growth expects a rate such as 1M/s, not '%s'",
+						   optarg);
+			has_growth = true;
+			break;
+		}
 		case OPT_MAX_INCREASE:
 			if (parse_percent(optarg, &max_increase) < 0)
 				return usage_error(usage_check,
@@ -776,6 +823,13 @@ static int cmd_check(int argc, char **argv)
 		fprintf(stderr,
 			"memana: check failed: %" PRIu64 " allocations > limit %" PRIu64 "\n",
 			rep->allocations, max_allocs);
+		status = EXIT_BREACH;
+	}
+	if (has_growth && rep->growth.growing && rep->growth.heap_rate > (double)max_growth) {
+		fprintf(stderr,
+			"memana: check failed: heap growing at %.0f bytes/s > limit %" PRIu64
+			" bytes/s\n",
+			rep->growth.heap_rate, max_growth);
 		status = EXIT_BREACH;
 	}
 	if (baseline) {
@@ -1074,9 +1128,10 @@ static int cmd_html(int argc, char **argv)
 		goto out;
 	int rc = ana_html_write(db, path, (unsigned)top, 5000, f, errmsg, sizeof(errmsg));
 	if (close_output(f, out) < 0)
-		goto out;
-	if (rc < 0) {
+		rc = rc < 0 ? rc : -EIO;
+	else if (rc < 0)
 		err_msg("%s", errmsg[0] ? errmsg : cm_strerror(rc));
+	if (rc < 0) {
 		if (strcmp(out, "-"))
 			unlink(out);
 		goto out;
@@ -1158,6 +1213,11 @@ static void dump_record(const struct tf_record *r)
 		break;
 	case TF_TAG_UNLOAD:
 		printf(" stream=%u seq=%" PRIu64 " id=%u", r->stream, r->seq, r->u.unload.id);
+		break;
+	case TF_TAG_PHASE:
+		printf(" stream=%u seq=%" PRIu64 " op=%s name=", r->stream, r->seq,
+		       tf_phase_op_name((enum tf_phase_op)r->u.phase.op));
+		dump_str(r->u.phase.name, r->u.phase.name_len);
 		break;
 	}
 	putchar('\n');

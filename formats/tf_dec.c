@@ -794,6 +794,19 @@ static int parse_stream_record(struct tf_dec *dec, struct cur *c, struct tf_reco
 		CM_TRY(take_seq(dec, c, st, rec));
 		rec->u.unload.id = cur_u32(c, "module id");
 		break;
+	case TF_TAG_PHASE: {
+		CM_TRY(take_seq(dec, c, st, rec));
+		uint8_t op = cur_byte(c, "phase op");
+		if (!c->short_input && !c->bad && op >= TF_PHASE_OP_COUNT)
+			return fail(dec, -CM_E_CORRUPT, rec->off, "phase: bad op %u", op);
+		rec->u.phase.op = op;
+		rec->u.phase.name = (const char *)cur_bytes(c, &rec->u.phase.name_len,
+							    TF_MAX_PHASE_NAME_BYTES, "phase name");
+		if (!c->short_input && !c->bad && op == TF_PHASE_END && rec->u.phase.name_len)
+			return fail(dec, -CM_E_CORRUPT, rec->off,
+				    "phase: end with a name (%u bytes)", rec->u.phase.name_len);
+		break;
+	}
 	default:
 		return fail(dec, -CM_E_CORRUPT, rec->off,
 			    "unknown record tag 0x%02x in a chunk", rec->tag);
@@ -939,8 +952,16 @@ const char *tf_tag_name(enum tf_tag tag)
 	case TF_TAG_FREE: return "free";
 	case TF_TAG_MODULE: return "module";
 	case TF_TAG_UNLOAD: return "unload";
+	case TF_TAG_PHASE: return "phase";
 	}
 	return "?";
+}
+
+const char *tf_phase_op_name(enum tf_phase_op op)
+{
+	static const char *const names[TF_PHASE_OP_COUNT] = { "begin", "end", "mark" };
+
+	return (unsigned)op < TF_PHASE_OP_COUNT ? names[op] : "?";
 }
 
 const char *tf_kind_name(enum tf_kind kind)

@@ -51,5 +51,7 @@ uint64_t tf_dec_file_offset(const struct tf_dec *dec);
 const char *tf_tag_name(enum tf_tag tag);
 /* Name of an allocation function kind ("malloc", "calloc", ...). */
 const char *tf_kind_name(enum tf_kind kind);
+/* Name of a PHASE record's op ("begin", "end", "mark"); "?" if unknown. */
+const char *tf_phase_op_name(enum tf_phase_op op);
 
 #endif

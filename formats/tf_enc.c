@@ -92,6 +92,27 @@ size_t tf_enc_free(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
 	return n;
 }
 
+_Static_assert(1 + CM_VARINT_MAX + 1 + 2 + TF_MAX_PHASE_NAME_BYTES <= TF_MAX_PHASE_BYTES,
+	       "a PHASE record fits in TF_MAX_PHASE_BYTES");
+
+size_t tf_enc_phase(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
+		    enum tf_phase_op op, const char *name, size_t name_len)
+{
+	size_t n = 0;
+
+	if (op == TF_PHASE_END)
+		name_len = 0;
+	if (name_len > TF_MAX_PHASE_NAME_BYTES)
+		name_len = TF_MAX_PHASE_NAME_BYTES;
+	buf[n++] = TF_TAG_PHASE;
+	n += put_seq(buf + n, st, seq);
+	buf[n++] = (uint8_t)op;
+	n += cm_varint_put(buf + n, name_len);
+	if (name_len)
+		memcpy(buf + n, name, name_len);
+	return n + name_len;
+}
+
 /* ---- cached events (docs "Cached events") ------------------------------ */
 
 void tf_enc_cache_reset(struct tf_enc_cache *c)

@@ -26,6 +26,14 @@ size_t tf_enc_free(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
 size_t tf_enc_unload(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
 		     uint32_t id);
 
+/* PHASE record (docs "Stream records"): op is TF_PHASE_BEGIN, _END or
+ * _MARK; name (name_len bytes, copied, not NUL-terminated; NULL when
+ * name_len is 0) is cut at TF_MAX_PHASE_NAME_BYTES and not written for
+ * TF_PHASE_END. buf must have room for TF_MAX_PHASE_BYTES; st and seq as
+ * for the event records above. Returns bytes written. */
+size_t tf_enc_phase(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
+		    enum tf_phase_op op, const char *name, size_t name_len);
+
 /* Start a new stream with cache c (before its first ALLOC/FREE; with a
  * zeroed tf_stream_state). Cheap: the hash table is not cleared. */
 void tf_enc_cache_reset(struct tf_enc_cache *c);

@@ -28,6 +28,7 @@ enum tf_tag {
 	TF_TAG_FREE = 0x13,    /* stream: deallocation */
 	TF_TAG_MODULE = 0x14,  /* stream: module (ELF object) loaded */
 	TF_TAG_UNLOAD = 0x15,  /* stream: module unloaded */
+	TF_TAG_PHASE = 0x16,   /* stream: phase begin/end or mark (include/memrec.h) */
 };
 
 /* Wire tags of the cached encodings of FREE and ALLOC (docs "Cached
@@ -81,6 +82,16 @@ enum tf_kind {
 	TF_KIND_COUNT = 10,
 };
 
+/* What a PHASE record says (docs "Stream records"): a named phase of the
+ * thread begins, the thread's innermost open phase ends (no name), or a
+ * named point in time (memrec_mark(), --mark-signal). */
+enum tf_phase_op {
+	TF_PHASE_BEGIN = 0,
+	TF_PHASE_END = 1,
+	TF_PHASE_MARK = 2,
+	TF_PHASE_OP_COUNT = 3,
+};
+
 /* Special stack trie addresses: a frame whose address is TF_ADDR_TRUNCATED
  * marks a backtrace cut at the depth limit (it is the outermost node). */
 #define TF_ADDR_TRUNCATED 1u
@@ -94,6 +105,9 @@ enum tf_kind {
 #define TF_MAX_CHUNK_BYTES (64u << 20) /* one CHUNK payload */
 #define TF_MAX_STREAMS (1u << 20)    /* distinct thread streams */
 #define TF_MAX_EVENT_BYTES 64u       /* THREAD/ALLOC/FREE/NODE/UNLOAD record */
+#define TF_MAX_PHASE_NAME_BYTES 255u /* name of a PHASE record */
+#define TF_MAX_PHASE_BYTES 272u      /* a whole PHASE record: tag, seq (10),
+				      * op, name length (2), name */
 #define TF_MAX_CACHE_BYTES (512u << 20) /* decoder: all streams' caches */
 
 struct tf_segment {
@@ -109,7 +123,8 @@ struct tf_record {
 	enum tf_tag tag;
 	uint64_t off;   /* byte offset of the record in the decompressed stream */
 	uint32_t stream; /* thread stream id (stream records) */
-	uint64_t seq;   /* global sequence number (THREAD ALLOC FREE MODULE UNLOAD) */
+	uint64_t seq;   /* global sequence number (THREAD ALLOC FREE MODULE UNLOAD
+			 * PHASE) */
 	union {
 		struct {
 			uint32_t pid, ppid;
@@ -167,6 +182,12 @@ struct tf_record {
 		struct {
 			uint32_t id;
 		} unload;
+		struct {
+			uint8_t op;       /* enum tf_phase_op */
+			const char *name; /* not NUL-terminated; empty for
+					   * TF_PHASE_END, may be empty otherwise */
+			uint32_t name_len; /* bytes, <= TF_MAX_PHASE_NAME_BYTES */
+		} phase;
 	} u;
 };
 

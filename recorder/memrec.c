@@ -9,20 +9,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cm_err.h"
+#include "rec_signame.h"
 #include "tf_dec.h"
 
 #define EXIT_USAGE 2
 #define EXIT_CANNOT_RUN 127
 
 static const char usage_text[] =
-	"usage: memrec [-o FILE] [--rss-interval MS] [--no-follow] [-q] [--force] [--]\n"
-	"              PROGRAM [ARGS...]\n"
+	"usage: memrec [-o FILE] [--rss-interval MS] [--no-follow] [--mark-signal SIG]\n"
+	"              [-q] [--force] [--] PROGRAM [ARGS...]\n"
 	"\n"
 	"Run PROGRAM (looked up on PATH) with the memrec recorder preloaded. Every\n"
 	"allocation and deallocation with its backtrace, the module map and periodic\n"
@@ -40,6 +42,13 @@ static const char usage_text[] =
 	"                        executes in place), not its children\n"
 	"  --rss-interval MS     RSS sampling and time tick interval in milliseconds\n"
 	"                        (default 10)\n"
+	"  --mark-signal SIG     each time a process receives signal SIG (a name such\n"
+	"                        as SIGUSR2 or USR2, RTMIN+N, or a number), write a\n"
+	"                        mark \"SIGUSR2 #N\" (N = 1, 2, ...) into its trace; the\n"
+	"                        program's own handling of SIG stays as it is (its\n"
+	"                        handler runs; with the default action it still ends\n"
+	"                        or stops). Not SIGKILL SIGSTOP SIGCHLD or the fault\n"
+	"                        signals (SIGSEGV SIGBUS SIGILL SIGFPE SIGTRAP SIGSYS)\n"
 	"  -q, --quiet           do not print the summary line\n"
 	"  --force               remove an existing FILE first (without --force an\n"
 	"                        -o FILE with neither %p nor %n that exists is an\n"
@@ -67,6 +76,7 @@ static const char usage_text[] =
 	"  MEMREC_FOLLOW_FORK      1 (default) records forked children, 0 does not\n"
 	"  MEMREC_ROOT_PID         with MEMREC_FOLLOW_FORK=0: only this pid records\n"
 	"  MEMREC_RSS_INTERVAL_MS  tick / RSS interval in ms (default 10)\n"
+	"  MEMREC_MARK_SIGNAL      --mark-signal's signal, as a number\n"
 	"  MEMREC_MAX_DEPTH        backtrace depth limit in frames (default 128, max 256)\n"
 	"  MEMREC_LOG              recorder log level: 0 quiet, 1 errors (default),\n"
 	"                          2 info, 3 debug\n";
@@ -83,8 +93,9 @@ static void usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: memrec [-o FILE] [--rss-interval MS] [--no-follow] [-q] "
-			"[--force] [--] PROGRAM [ARGS...]\n(see memrec --help)\n");
+	fprintf(stderr, "\nusage: memrec [-o FILE] [--rss-interval MS] [--no-follow] "
+			"[--mark-signal SIG] [-q] [--force] [--] PROGRAM [ARGS...]\n"
+			"(see memrec --help)\n");
 	exit(EXIT_USAGE);
 }
 
@@ -195,6 +206,58 @@ static char *absolute_pattern(const char *pattern)
 	return concat3(cwd, strcmp(cwd, "/") ? "/" : "", pattern);
 }
 
+/* "+N" / "-N" after RTMIN / RTMAX (sign is the one allowed): N, 0 for
+ * nothing, -1 when malformed. */
+static long rt_offset(const char *s, char sign)
+{
+	char *end;
+	long k;
+
+	if (!*s)
+		return 0;
+	if (*s != sign || s[1] < '0' || s[1] > '9')
+		return -1;
+	errno = 0;
+	k = strtol(s + 1, &end, 10);
+	return errno || *end || k > 64 ? -1 : k;
+}
+
+/* Parse --mark-signal's argument: a number, a name with or without "SIG"
+ * (any case), RTMIN, RTMIN+N, RTMAX, RTMAX-N. Exits with a usage error when
+ * it is not a signal memrec can mark (rec_sig_unmarkable()). */
+static int parse_mark_signal(const char *arg)
+{
+	const char *s = arg, *why;
+	long sig = -1, k;
+	char *end;
+
+	if (*s >= '0' && *s <= '9') {
+		errno = 0;
+		sig = strtol(s, &end, 10);
+		if (errno || *end)
+			sig = -1;
+	} else {
+		if (!strncasecmp(s, "SIG", 3))
+			s += 3;
+		for (int i = 1; i < 32 && sig < 0; i++) {
+			const char *name = rec_signame(i);
+			if (name && !strcasecmp(s, name + 3))
+				sig = i;
+		}
+		if (sig < 0 && !strncasecmp(s, "RTMIN", 5) && (k = rt_offset(s + 5, '+')) >= 0)
+			sig = SIGRTMIN + k;
+		else if (sig < 0 && !strncasecmp(s, "RTMAX", 5) && (k = rt_offset(s + 5, '-')) >= 0)
+			sig = SIGRTMAX - k < SIGRTMIN ? -1 : SIGRTMAX - k;
+	}
+	if (sig < 1 || sig > SIGRTMAX)
+		usage_error("bad --mark-signal '%s' (a signal name such as SIGUSR2, or a number "
+			    "1 to %d)", arg, SIGRTMAX);
+	why = rec_sig_unmarkable((int)sig);
+	if (why)
+		usage_error("--mark-signal '%s': signal %ld cannot mark: %s", arg, sig, why);
+	return (int)sig;
+}
+
 static void format_exit(int status, int *code)
 {
 	if (WIFEXITED(status))
@@ -287,7 +350,8 @@ static char *make_registry(void)
 int main(int argc, char **argv)
 {
 	const char *output = NULL, *interval = NULL;
-	int quiet = 0, force = 0, no_follow = 0, i;
+	int quiet = 0, force = 0, no_follow = 0, mark_sig = 0, i;
+	char mark_num[16];
 	char *lib, *pattern, *preload, *registry;
 	int sync_pipe[2], err_pipe[2];
 	pid_t pid;
@@ -323,6 +387,12 @@ int main(int argc, char **argv)
 			interval = argv[i];
 		} else if (!strncmp(a, "--rss-interval=", 15)) {
 			interval = a + 15;
+		} else if (!strcmp(a, "--mark-signal")) {
+			if (++i == argc)
+				usage_error("option '%s' needs a signal", a);
+			mark_sig = parse_mark_signal(argv[i]);
+		} else if (!strncmp(a, "--mark-signal=", 14)) {
+			mark_sig = parse_mark_signal(a + 14);
 		} else {
 			usage_error("unknown option '%s'", a);
 		}
@@ -358,7 +428,10 @@ int main(int argc, char **argv)
 	    (setenv("LD_PRELOAD", preload, 1) || setenv("MEMREC_OUTPUT", pattern, 1) ||
 	     setenv("MEMREC_REGISTRY", registry, 1) ||
 	     (no_follow && setenv("MEMREC_FOLLOW_FORK", "0", 1)) ||
-	     (interval && setenv("MEMREC_RSS_INTERVAL_MS", interval, 1))))
+	     (interval && setenv("MEMREC_RSS_INTERVAL_MS", interval, 1)) ||
+	     (mark_sig && (snprintf(mark_num, sizeof(mark_num), "%d", mark_sig) < 0 ||
+			   setenv("MEMREC_MARK_SIGNAL", mark_num, 1))) ||
+	     (!mark_sig && unsetenv("MEMREC_MARK_SIGNAL"))))
 		die(EXIT_CANNOT_RUN, errno, "cannot set the environment");
 
 	/* sync: the child waits until --force removed the old file; err: the

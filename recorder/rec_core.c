@@ -13,6 +13,7 @@
 #include "rec_log.h"
 #include "rec_modules.h"
 #include "rec_prim.h"
+#include "rec_signal.h"
 #include "rec_trie.h"
 #include "rec_unwind.h"
 #include "rec_writer.h"
@@ -83,6 +84,11 @@ void rec_bootstrap(void)
 	rec_real.exit_ = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
 	rec_real.Exit = (void (*)(int))dlsym(RTLD_NEXT, "_Exit");
 	RESOLVE(abort);
+	RESOLVE(sigaction);
+	RESOLVE(signal);
+	rec_real.sysv_signal = (rec_sig_fn (*)(int, rec_sig_fn))dlsym(RTLD_NEXT, "__sysv_signal");
+	RESOLVE(sigset);
+	RESOLVE(sigignore);
 	RESOLVE(malloc);
 	rec_tls.boot = 0;
 	errno = saved;
@@ -92,17 +98,47 @@ void rec_bootstrap(void)
 
 #define THREAD_HEAD_BYTES ((sizeof(struct rec_thread) + 4095) & ~(size_t)4095)
 
-/* Claim a free slot or map a new one. Returns NULL when out of memory. */
+/* Rounds of waiting for the writer to retire an exited thread's slot, and
+ * the wait of each: at most 2 ms at a thread's first allocation. */
+#define CLAIM_WAIT_ROUNDS 8
+#define CLAIM_WAIT_NS 250000u
+
+/* A free slot, claimed; NULL when none. *n_exiting counts the slots whose
+ * owner is exiting (the writer frees them once drained and gone). */
+static struct rec_thread *claim_free(unsigned *n_exiting)
+{
+	*n_exiting = 0;
+	for (struct rec_thread *t = atomic_load(&g_rec.threads); t; t = t->next) {
+		uint32_t expect = REC_THR_FREE;
+		uint32_t st = atomic_load_explicit(&t->status, memory_order_relaxed);
+		if (st == REC_THR_FREE &&
+		    atomic_compare_exchange_strong(&t->status, &expect, REC_THR_OWNED))
+			return t;
+		if (st == REC_THR_EXITING)
+			(*n_exiting)++;
+	}
+	return NULL;
+}
+
+/* Claim a free slot or map a new one. Returns NULL when out of memory.
+ * When no slot is free but some owners are exiting (a wave of short-lived
+ * threads: the next wave starts before the writer's round retires the
+ * last one's slots), the writer is woken and given a little time first:
+ * else every wave maps new slots and resident memory grows with the
+ * number of threads the program ever ran (tests/e2e/1102-threads-1000.sh). */
 static struct rec_thread *thread_claim(void)
 {
 	struct rec_thread *t;
+	unsigned n_exiting;
 
-	for (t = atomic_load(&g_rec.threads); t; t = t->next) {
-		uint32_t expect = REC_THR_FREE;
-		if (atomic_load_explicit(&t->status, memory_order_relaxed) == REC_THR_FREE &&
-		    atomic_compare_exchange_strong(&t->status, &expect, REC_THR_OWNED))
-			goto claimed;
+	t = claim_free(&n_exiting);
+	for (int i = 0; !t && n_exiting && i < CLAIM_WAIT_ROUNDS; i++) {
+		rec_writer_kick();
+		rec_prim_sleep_ns(CLAIM_WAIT_NS);
+		t = claim_free(&n_exiting);
 	}
+	if (t)
+		goto claimed;
 	t = rec_prim_map(THREAD_HEAD_BYTES + REC_RING_BYTES, 1);
 	if (!t)
 		return NULL;
@@ -165,14 +201,17 @@ struct rec_thread *rec_enter_slow(void)
 		return NULL;
 	if (tls->state == REC_TLS_UNINIT) {
 		int saved = errno;
-		tls->state = REC_TLS_INITIALIZING;
+		/* The guard first: a --mark-signal handler in between leaves
+		 * its mark pending instead of finding a half set-up thread. */
 		tls->guard = 1;
+		atomic_signal_fence(memory_order_seq_cst);
+		tls->state = REC_TLS_INITIALIZING;
 		t = thread_claim();
 		errno = saved;
 		if (!t) {
 			rec_log(REC_LOG_ERROR, "out of memory for a thread buffer; thread not traced");
 			tls->state = REC_TLS_OFF;
-			tls->guard = 0;
+			rec_guard_clear();
 			return NULL;
 		}
 		pthread_setspecific(g_rec.key, t);
@@ -196,6 +235,33 @@ void rec_stage_free(struct rec_thread *t, enum tf_kind kind, uint64_t addr)
 						kind, addr);
 	t->stage_last_seq = seq;
 	t->stage_events++;
+}
+
+void rec_stage_phase(struct rec_thread *t, uint64_t seq, enum tf_phase_op op,
+		     const char *name, size_t name_len)
+{
+	t->stage_len += (uint32_t)tf_enc_phase(t->stage + t->stage_len, &t->st, seq, op, name,
+					       name_len);
+	t->stage_last_seq = seq;
+}
+
+void rec_record_phase(int op, const char *name)
+{
+	int saved = errno;
+	struct rec_thread *t;
+	size_t len = 0;
+
+	if (op < 0 || op >= TF_PHASE_OP_COUNT)
+		return;
+	t = rec_enter();
+	if (!t)
+		return;
+	/* Copied into the stage now: the caller may free name on return. */
+	if (op != TF_PHASE_END && name)
+		len = strnlen(name, TF_MAX_PHASE_NAME_BYTES);
+	rec_stage_phase(t, rec_next_seq(), (enum tf_phase_op)op, name, len);
+	rec_leave(t);
+	errno = saved;
 }
 
 /* Unwind, walk the trie root first reusing the previous stack's common
@@ -452,6 +518,16 @@ void rec_on_dl_change(void)
 
 /* ---- process start and exit --------------------------------------------- */
 
+/* Put the recursion guard back to saved; when that clears it, run what a
+ * --mark-signal handler left pending (rec_guard_clear()). */
+static void guard_restore(uint8_t saved)
+{
+	if (saved)
+		rec_tls.guard = saved;
+	else
+		rec_guard_clear();
+}
+
 /* Parse a decimal environment variable in [lo, hi]; def when unset or bad. */
 static uint64_t env_u64(const char *name, uint64_t def, uint64_t lo, uint64_t hi)
 {
@@ -595,7 +671,7 @@ static int trace_start(void)
 	fd = open_output(g_init.path, sizeof(g_init.path));
 	if (fd < 0) {
 		g_rec.initialized = 0; /* exit hooks: nothing to finish */
-		rec_tls.guard = saved_guard;
+		guard_restore(saved_guard);
 		return fd;
 	}
 	g_rec.fds_private = 0;
@@ -632,7 +708,7 @@ static int trace_start(void)
 	}
 	rec_tls.guard = 1;
 	rc = rec_writer_start();
-	rec_tls.guard = saved_guard;
+	guard_restore(saved_guard);
 	if (rc < 0) {
 		atomic_store(&g_rec.enabled, 0);
 		g_rec.initialized = 0;
@@ -646,7 +722,7 @@ fail:
 	rec_prim_close(fd);
 	g_rec.out_fd = -1;
 	g_rec.initialized = 0;
-	rec_tls.guard = saved_guard;
+	guard_restore(saved_guard);
 	return rc;
 }
 
@@ -665,7 +741,7 @@ static int trace_finish(void)
 	rec_tls.guard = 1;
 	atomic_store(&g_rec.enabled, 0);
 	done = rec_writer_stop();
-	rec_tls.guard = saved_guard;
+	guard_restore(saved_guard);
 	return done;
 }
 
@@ -692,6 +768,7 @@ static int new_generation(int unmap_trie)
 		return -ENOMEM;
 	}
 	rec_modules_reset();
+	rec_sig_new_trace();
 	atomic_store(&g_rec.seq, 1);
 	atomic_store(&g_rec.next_stream, 0);
 	g_rec.gen++;
@@ -756,6 +833,7 @@ static void atfork_child(void)
 
 int rec_exec_begin(void)
 {
+	rec_sig_exec(1);
 	if (!owns_trace() || !atomic_load(&g_rec.enabled) || rec_tls.guard)
 		return 0;
 	if (atomic_exchange(&g_rec.finished, 1))
@@ -767,6 +845,8 @@ void rec_exec_failed(int token)
 {
 	int saved = errno;
 
+	rec_sig_exec(0);
+	errno = saved;
 	if (!token)
 		return;
 	/* Every other thread is quiescent: recording was off and the writer
@@ -791,7 +871,7 @@ void rec_flush_now(void)
 		return;
 	rec_tls.guard = 1;
 	rec_writer_flush(2000000000u);
-	rec_tls.guard = saved_guard;
+	guard_restore(saved_guard);
 }
 
 /* One-time setup by the constructor. Returns 0 or -errno. */
@@ -859,7 +939,8 @@ __attribute__((constructor)) static void rec_ctor(void)
 	rec_tls.guard = 0;
 	if (rc < 0)
 		return;
-	trace_start();
+	if (trace_start() == 0)
+		rec_sig_init();
 }
 
 /* atexit: end the trace. Later events pass through. */

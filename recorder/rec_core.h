@@ -37,6 +37,11 @@ struct rec_tls {
 	uint8_t state;  /* enum rec_tls_state */
 	uint8_t guard;  /* nonzero while inside the recorder: pass through */
 	uint8_t boot;   /* nonzero inside dlsym bootstrap: static arena */
+	uint8_t sig_dfl; /* the --mark-signal handler interrupted the recorder
+			  * and the signal's default action (terminate, stop)
+			  * is still to be done (rec_signal.c) */
+	uint32_t sig_marks; /* --mark-signal marks that arrived while the
+			     * thread was inside the recorder, not yet written */
 	struct rec_thread *thread; /* valid in ACTIVE and EXITING */
 };
 
@@ -180,6 +185,9 @@ struct rec_global {
 
 extern struct rec_global g_rec REC_HIDDEN;
 
+struct sigaction;
+typedef void (*rec_sig_fn)(int); /* a signal handler (sighandler_t) */
+
 /* Real allocator functions, resolved with dlsym(RTLD_NEXT). */
 struct rec_real {
 	void *(*malloc)(size_t);
@@ -203,6 +211,11 @@ struct rec_real {
 	void (*exit_)(int);   /* _exit */
 	void (*Exit)(int);    /* _Exit */
 	void (*abort)(void);
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	rec_sig_fn (*signal)(int, rec_sig_fn);
+	rec_sig_fn (*sysv_signal)(int, rec_sig_fn); /* __sysv_signal */
+	rec_sig_fn (*sigset)(int, rec_sig_fn);
+	int (*sigignore)(int);
 };
 
 extern struct rec_real rec_real REC_HIDDEN;
@@ -222,6 +235,24 @@ extern uint8_t rec_arena_buf[REC_ARENA_BYTES] REC_HIDDEN;
 static inline int rec_arena_owns(const void *p)
 {
 	return (uintptr_t)p - (uintptr_t)rec_arena_buf < REC_ARENA_BYTES;
+}
+
+/* Write what the --mark-signal handler left pending on this thread while
+ * it was inside the recorder (rec_tls.sig_marks, sig_dfl): the marks, then
+ * the signal's default action. Called with the guard clear (rec_signal.c). */
+void rec_sig_pending_run(void) REC_HIDDEN REC_COLD;
+
+/* Clear the recursion guard, then run what a --mark-signal handler left
+ * pending meanwhile. The signal fences keep the compiler from moving the
+ * guard's store across the recorder's own stores or the pending check: a
+ * handler that sees the guard clear finds the thread's stage consistent. */
+static inline void rec_guard_clear(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	rec_tls.guard = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (REC_UNLIKELY(rec_tls.sig_marks | rec_tls.sig_dfl))
+		rec_sig_pending_run();
 }
 
 /* rec_enter()'s slow path: sets the calling thread up at its first event
@@ -250,12 +281,13 @@ static inline struct rec_thread *rec_enter(void)
 	if (REC_UNLIKELY(!gen))
 		return NULL;
 	tls->guard = 1;
+	atomic_signal_fence(memory_order_seq_cst);
 	t = tls->thread;
 	/* seq_cst store then load: Dekker with trace_finish()'s enabled = 0. */
 	atomic_store(&t->in_flight, 1);
 	if (REC_UNLIKELY(atomic_load(&g_rec.enabled) != gen)) {
 		atomic_store_explicit(&t->in_flight, 0, memory_order_release);
-		tls->guard = 0;
+		rec_guard_clear();
 		return NULL;
 	}
 	if (REC_UNLIKELY(t->gen != (uint32_t)gen))
@@ -306,12 +338,13 @@ static inline void rec_commit(struct rec_thread *t)
 		rec_stage_pick(t);
 }
 
-/* Commit, clear the in-flight flag and the recursion guard. */
+/* Commit, clear the in-flight flag and the recursion guard (then write
+ * the --mark-signal marks that arrived meanwhile: rec_guard_clear()). */
 static inline void rec_leave(struct rec_thread *t)
 {
 	rec_commit(t);
 	atomic_store_explicit(&t->in_flight, 0, memory_order_release);
-	rec_tls.guard = 0;
+	rec_guard_clear();
 }
 
 /* The whole recorded part of malloc & co after the real call returned p
@@ -322,6 +355,18 @@ void *rec_record_alloc(void *p, enum tf_kind kind, uint64_t size) REC_HIDDEN;
 /* free(p) (p not NULL, not an arena block, rec_real.free known): FREE
  * staged with its seq, the real free, commit. */
 void rec_record_free(void *p) REC_HIDDEN;
+
+/* Stage a PHASE record (op, name cut at TF_MAX_PHASE_NAME_BYTES, not
+ * written for TF_PHASE_END) with sequence number seq, taken by the caller
+ * with rec_next_seq(). Owner only, in flight. */
+void rec_stage_phase(struct rec_thread *t, uint64_t seq, enum tf_phase_op op,
+		     const char *name, size_t name_len) REC_HIDDEN;
+
+/* memrec__phase() (include/memrec.h): a PHASE record of the calling thread
+ * with a fresh seq, the name copied now. Nothing when op is out of range,
+ * when not recording, or inside the recorder (a signal handler that
+ * interrupted an allocation on this thread). Preserves errno. */
+void rec_record_phase(int op, const char *name) REC_HIDDEN;
 
 /* Take the next global sequence number. */
 static inline uint64_t rec_next_seq(void)

@@ -1,4 +1,5 @@
-/* The interposed symbols and nothing else (mimalloc alloc-override.c).
+/* The interposed and exported symbols and nothing else (mimalloc
+ * alloc-override.c).
  * Ordering rule (PLAN.md): a FREE takes its seq before the real free, an
  * ALLOC after the real allocation returned. */
 #include <dlfcn.h>
@@ -11,6 +12,7 @@
 
 #include "rec_core.h"
 #include "rec_prim.h"
+#include "rec_signal.h"
 #include "rec_unwind.h"
 
 #define REC_EXPORT __attribute__((visibility("default")))
@@ -422,4 +424,118 @@ REC_EXPORT int pipe2(int fds[2], int flags)
 REC_EXPORT int pipe(int fds[2])
 {
 	return pipe_common(fds, 0);
+}
+
+/* ---- phases and marks (include/memrec.h) ---- */
+
+/* The one function include/memrec.h looks up (dlsym) and calls. Not in
+ * any header of ours: the program's side is the header's inline code. */
+REC_EXPORT void memrec__phase(int op, const char *name);
+
+REC_EXPORT void memrec__phase(int op, const char *name)
+{
+	rec_record_phase(op, name);
+}
+
+/* ---- the mark signal (--mark-signal, rec_signal.c): the program sets and
+ * reads its own disposition of it through these; every other signal passes
+ * straight through. sigvec (a compatibility symbol) and raw rt_sigaction
+ * syscalls are not seen. ---- */
+
+/* Resolve the real function on first use; ENOSYS only inside dlsym. */
+#define REQUIRE_REAL_SIG(name)                          \
+	do {                                            \
+		if (REC_UNLIKELY(!rec_real.name)) {     \
+			rec_bootstrap();                \
+			if (!rec_real.name) {           \
+				errno = ENOSYS;         \
+				return SIG_ERR;         \
+			}                               \
+		}                                       \
+	} while (0)
+
+static int sigaction_common(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	if (rec_sig_is_mark(sig))
+		return rec_sig_action(sig, act, oact);
+	REQUIRE_REAL(sigaction);
+	return rec_real.sigaction(sig, act, oact);
+}
+
+REC_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	return sigaction_common(sig, act, oact);
+}
+
+REC_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
+
+REC_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	return sigaction_common(sig, act, oact);
+}
+
+static sighandler_t signal_common(int sig, sighandler_t handler)
+{
+	if (rec_sig_is_mark(sig))
+		return rec_sig_signal(sig, handler, 0);
+	REQUIRE_REAL_SIG(signal);
+	return rec_real.signal(sig, handler);
+}
+
+REC_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	return signal_common(sig, handler);
+}
+
+REC_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler); /* XSI, not declared here */
+
+REC_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+	return signal_common(sig, handler);
+}
+
+REC_EXPORT sighandler_t ssignal(int sig, sighandler_t handler)
+{
+	return signal_common(sig, handler);
+}
+
+/* signal() of programs built with a strict -std= (no _DEFAULT_SOURCE):
+ * glibc's headers turn it into __sysv_signal (one-shot handlers). */
+static sighandler_t sysv_signal_common(int sig, sighandler_t handler)
+{
+	if (rec_sig_is_mark(sig))
+		return rec_sig_signal(sig, handler, 1);
+	REQUIRE_REAL_SIG(sysv_signal);
+	return rec_real.sysv_signal(sig, handler);
+}
+
+REC_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	return sysv_signal_common(sig, handler);
+}
+
+REC_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
+{
+	return sysv_signal_common(sig, handler);
+}
+
+REC_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+	if (rec_sig_is_mark(sig))
+		return rec_sig_signal(sig, disp, 2);
+	REQUIRE_REAL_SIG(sigset);
+	return rec_real.sigset(sig, disp);
+}
+
+REC_EXPORT int sigignore(int sig)
+{
+	if (rec_sig_is_mark(sig)) {
+		struct sigaction a;
+		memset(&a, 0, sizeof(a));
+		a.sa_handler = SIG_IGN;
+		sigemptyset(&a.sa_mask);
+		return rec_sig_action(sig, &a, NULL);
+	}
+	REQUIRE_REAL(sigignore);
+	return rec_real.sigignore(sig);
 }

@@ -402,3 +402,31 @@ size_t rec_prim_thread_name(char buf[16])
 	errno = saved;
 	return strlen(buf);
 }
+
+int rec_prim_sig_block(int sig, int block)
+{
+	sigset_t one, old;
+	int rc;
+
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	rc = pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &one, &old);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	return sigismember(&old, sig) == 1;
+}
+
+void rec_prim_raise_unblocked(int sig)
+{
+	int saved = errno;
+	sigset_t one, old;
+
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	pthread_sigmask(SIG_UNBLOCK, &one, &old);
+	syscall(SYS_tgkill, (pid_t)rec_prim_getpid(), (pid_t)rec_prim_gettid(), sig);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+}

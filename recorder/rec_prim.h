@@ -100,4 +100,15 @@ int rec_prim_thread_alive(uint32_t tid);
  * Returns its length. */
 size_t rec_prim_thread_name(char buf[16]);
 
+/* Block (block = 1) or unblock (0) signal sig in the calling thread's mask.
+ * Returns 1 when it was blocked before, 0 when not, -1 with errno on
+ * failure. Async-signal-safe. */
+int rec_prim_sig_block(int sig, int block);
+
+/* Send sig to the calling thread (tgkill) with sig unblocked for the time
+ * of the call, so that its action happens before this returns (when the
+ * action is to end the process, this never returns); then restore the
+ * mask. Keeps errno. Async-signal-safe. */
+void rec_prim_raise_unblocked(int sig);
+
 #endif

@@ -25,10 +25,10 @@ is "$(jget r.json "sum(b['count'] for b in d['histograms']['lifetimes_allocs'] i
 	"$(jget r.json 'd["totals"]["temporary_allocations"]')" "lifetime 0 allocations between = temporary allocations"
 is "$(jget r.json "[d['histograms']['never_freed']['count'], d['histograms']['never_freed']['bytes']]")" "[3, 9000]" \
 	"never freed: keep's 3 blocks, 9000 bytes"
-# ms: the sleepers in their buckets, everything else within a tick (< 16 ms)
-is "$(jget r.json "sum(b['count'] for b in d['histograms']['lifetimes_ms'] if b['lo'] == 32)")" 4 "lifetimes: 4 blocks of 45 ms in [32, 64) ms"
+# ms: the sleepers in their buckets, everything else within a few ticks
+is "$(jget r.json "sum(b['count'] for b in d['histograms']['lifetimes_ms'] if b['lo'] == 64)")" 4 "lifetimes: 4 blocks of 90 ms in [64, 128) ms"
 is "$(jget r.json "sum(b['count'] for b in d['histograms']['lifetimes_ms'] if b['lo'] == 256)")" 2 "lifetimes: 2 blocks of 300 ms in [256, 512) ms"
-is "$(jget r.json "sum(b['count'] for b in d['histograms']['lifetimes_ms'] if b['hi'] < 16)")" 200 "lifetimes: the 200 others under 16 ms"
+is "$(jget r.json "sum(b['count'] for b in d['histograms']['lifetimes_ms'] if b['hi'] < 64)")" 200 "lifetimes: the 200 others under 64 ms (freed at once; tick resolution)"
 
 # per call site: the site whose caller of xmalloc (frame 1) is FUNC
 site_hist() { # FUNC KIND [FRAME2]: buckets of the site(s) whose stack[1] is FUNC
@@ -52,7 +52,7 @@ is "$(site_hist gap_3 lifetimes_allocs)" "2-3:8" "site gap_3: 8 blocks with 3 al
 is "$(site_hist gap_16 lifetimes_allocs)" "16-31:4" "site gap_16: 4 blocks with 16 allocations between"
 is "$(site_hist filler lifetimes_allocs gap_3)" "0-0:24" "site filler under gap_3: 24 temporary"
 is "$(site_hist filler lifetimes_allocs gap_16)" "0-0:64" "site filler under gap_16: 64 temporary"
-is "$(site_hist sleep_45 lifetimes_ms)" "32-63:4" "site sleep_45: 4 blocks in [32, 64) ms"
+is "$(site_hist sleep_90 lifetimes_ms)" "64-127:4" "site sleep_90: 4 blocks in [64, 128) ms"
 is "$(site_hist sleep_300 lifetimes_ms)" "256-511:2" "site sleep_300: 2 blocks in [256, 512) ms"
 is "$(site_hist sleep_300 sizes)" "512-1023:2" "site sleep_300: 2 x 600 B in [512 B, 1 KiB)"
 is "$(site_hist keep lifetimes_ms)" "" "site keep: never freed, no lifetimes"

@@ -1,8 +1,8 @@
 /* Encode -> decode roundtrip. The input is a script of events: each step's
  * first byte picks an operation (a record of some stream, plain or cached
  * (docs "Cached events"; also a cached FREE undone by restoring the stream
- * state, as a failed realloc does), a CHUNK boundary, a TICK, a zstd frame
- * boundary) and the following bytes its fields. The
+ * state, as a failed realloc does), a PHASE, a CHUNK boundary, a TICK, a
+ * zstd frame boundary) and the following bytes its fields. The
  * script is encoded with tf_enc into a valid trace in memory, decoded with
  * tf_dec, and every decoded field must equal what was encoded; abort()
  * otherwise. */
@@ -154,7 +154,7 @@ static int step(struct state *g, struct script *s)
 	struct tf_record *r;
 	size_t n = 0;
 
-	switch (op % 12) {
+	switch (op % 13) {
 	case 0:
 		r = stream_rec(g, sid, TF_TAG_THREAD);
 		buf = tb_room(&g->payload, 4096);
@@ -273,6 +273,26 @@ static int step(struct state *g, struct script *s)
 		*st = saved;
 		return 1;
 	}
+	case 12: /* PHASE: begin / end / mark, names up to past the limit */
+		r = stream_rec(g, sid, TF_TAG_PHASE);
+		buf = tb_room(&g->payload, 4096);
+		r->seq = next_seq(g, s);
+		r->u.phase.op = (uint8_t)(take(s, 1) % TF_PHASE_OP_COUNT);
+		{
+			uint32_t len;
+			const char *name = (const char *)take_bytes(s, &len,
+								    TF_MAX_PHASE_NAME_BYTES + 40);
+			n = tf_enc_phase(buf, st, r->seq, (enum tf_phase_op)r->u.phase.op, name,
+					 len);
+			/* what the decoder must return: cut at the limit, none for end */
+			if (r->u.phase.op == TF_PHASE_END)
+				len = 0;
+			r->u.phase.name = name;
+			r->u.phase.name_len = len < TF_MAX_PHASE_NAME_BYTES ? len
+									  : TF_MAX_PHASE_NAME_BYTES;
+		}
+		CHECK(n <= TF_MAX_PHASE_BYTES);
+		break;
 	case 7: /* end the open chunk */
 		close_chunk(g);
 		return 1;
@@ -358,6 +378,12 @@ static void check_same(const struct tf_record *a, const struct tf_record *b)
 		return;
 	case TF_TAG_UNLOAD:
 		CHECK(a->seq == b->seq && a->u.unload.id == b->u.unload.id);
+		return;
+	case TF_TAG_PHASE:
+		CHECK(a->seq == b->seq && a->u.phase.op == b->u.phase.op &&
+		      a->u.phase.name_len == b->u.phase.name_len);
+		CHECK(!a->u.phase.name_len ||
+		      !memcmp(a->u.phase.name, b->u.phase.name, a->u.phase.name_len));
 		return;
 	default:
 		abort();

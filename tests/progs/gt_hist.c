@@ -12,8 +12,9 @@
  *   gap_16       4 rounds: malloc(40), 16 x filler(), free: size [32, 64), between 16 ([16, 32))
  *   filler       malloc(8) freed at once (24 calls under gap_3, 64 under gap_16):
  *                size [8, 16), between 0
- *   sleep_45     4 x: malloc(256), sleep 45 ms, free: size [256, 512),
- *                between 0, lifetime [32, 64) ms
+ *   sleep_90     4 x: malloc(256), sleep 90 ms, free: size [256, 512),
+ *                between 0, lifetime [64, 128) ms (90: 26 ms of tick jitter
+ *                either way stays in the bucket)
  *   sleep_300    2 x: malloc(600), sleep 300 ms, free: size [512, 1 KiB),
  *                between 0, lifetime [256, 512) ms
  *   keep         malloc(3000) x 3, never freed: size [2 KiB, 4 KiB), never freed
@@ -104,11 +105,11 @@ NOINLINE void gap_16(void)
 	}
 }
 
-NOINLINE void sleep_45(void)
+NOINLINE void sleep_90(void)
 {
 	for (int r = 0; r < 4; r++) {
-		void *p = xmalloc(256, "sleep_45");
-		sleep_ms(45);
+		void *p = xmalloc(256, "sleep_90");
+		sleep_ms(90);
 		free(p);
 	}
 }
@@ -136,7 +137,7 @@ int main(void)
 	sizes_5000();
 	gap_3();
 	gap_16();
-	sleep_45();
+	sleep_90();
 	sleep_300();
 	keep();
 	return 0;

@@ -54,6 +54,9 @@ static void keep_strings(struct tf_record *r)
 		r->u.module.path = keep(r->u.module.path, r->u.module.path_len);
 		r->u.module.build_id = keep(r->u.module.build_id, r->u.module.build_id_len);
 		break;
+	case TF_TAG_PHASE:
+		r->u.phase.name = keep(r->u.phase.name, r->u.phase.name_len);
+		break;
 	default:
 		break;
 	}
@@ -169,7 +172,8 @@ static void small_cached(struct tb *raw, struct tb *p)
 	raw_chunk(raw, 2, p);
 }
 
-/* A small valid trace: two threads, nodes, allocs, frees, a module, ticks;
+/* A small valid trace: two threads, nodes, allocs, frees, a module, a
+ * phase mark, ticks;
  * returns its decompressed record stream in raw. */
 static void small_raw(struct tb *raw)
 {
@@ -200,6 +204,8 @@ static void small_raw(struct tb *raw)
 	p.len += tf_enc_free(tb_room(&p, 64), &s0, 8, TF_KIND_REALLOC, 0x5555555a0080ull);
 	p.len += tf_enc_alloc(tb_room(&p, 64), &s0, 9, TF_KIND_REALLOC, 2, 480, 0x5555555a0200ull);
 	p.len += tf_enc_unload(tb_room(&p, 64), &s0, 10, 1);
+	p.len += tf_enc_phase(tb_room(&p, TF_MAX_PHASE_BYTES), &s0, 11, TF_PHASE_MARK,
+			      "checkpoint", 10);
 	raw_chunk(raw, 0, &p);
 	small_cached(raw, &p);
 	raw_tick(raw, 11, 20000000, 2 << 20);
@@ -485,7 +491,7 @@ static void test_roundtrip_stored_blocks(void **state)
 	tb_trace_stored(&b, raw.p, raw.len, 7);
 	assert_int_equal(decode_all(a.p, a.len, ra, 64, &na), 0);
 	assert_int_equal(decode_all(b.p, b.len, rb, 64, &nb), 0);
-	assert_int_equal(na, 29);
+	assert_int_equal(na, 30);
 	assert_int_equal(na, nb);
 	for (size_t i = 0; i < na; i++) {
 		assert_int_equal(ra[i].tag, rb[i].tag);
@@ -603,7 +609,7 @@ static void test_open_path(void **state)
 	while ((rc = tf_dec_next(dec, &rec)) == 1)
 		n++;
 	assert_int_equal(rc, 0);
-	assert_int_equal(n, 29);
+	assert_int_equal(n, 30);
 	assert_true(tf_dec_file_offset(dec) == file.len);
 	tf_dec_free(dec);
 	unlink(path);
@@ -1083,6 +1089,136 @@ static void test_cached_malformed(void **state)
 	tb_release(&p);
 }
 
+/* ---- phase records ------------------------------------------------------ */
+
+/* PHASE (docs "Stream records"): every op, names empty, at and over the
+ * limit (the encoder cuts), an END given a name (not written), between
+ * other events of the stream; then the malformed ones. */
+static void test_phase_records(void **state)
+{
+	struct tb raw = { 0 }, p = { 0 }, file = { 0 };
+	struct tf_stream_state st = { 0 };
+	static struct tf_record r[32];
+	char name[300];
+	size_t n;
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(name); i++)
+		name[i] = (char)('a' + i % 26);
+	raw_process(&raw);
+	p.len += tf_enc_thread(tb_room(&p, 64), &st, 1, 7, "t", 1);
+	size_t at_begin = p.len;
+	p.len += tf_enc_phase(tb_room(&p, TF_MAX_PHASE_BYTES), &st, 2, TF_PHASE_BEGIN, "parse", 5);
+	p.len += tf_enc_alloc(tb_room(&p, 64), &st, 3, TF_KIND_MALLOC, 0, 64, 0x1000);
+	p.len += tf_enc_phase(tb_room(&p, TF_MAX_PHASE_BYTES), &st, 4, TF_PHASE_BEGIN, NULL, 0);
+	size_t at_end = p.len;
+	p.len += tf_enc_phase(tb_room(&p, TF_MAX_PHASE_BYTES), &st, 5, TF_PHASE_END, "ignored", 7);
+	p.len += tf_enc_phase(tb_room(&p, TF_MAX_PHASE_BYTES), &st, 6, TF_PHASE_END, NULL, 0);
+	size_t at_255 = p.len;
+	size_t k = tf_enc_phase(tb_room(&p, TF_MAX_PHASE_BYTES), &st, 200, TF_PHASE_MARK, name,
+				TF_MAX_PHASE_NAME_BYTES);
+	assert_int_equal(k, 1 + 2 + 1 + 2 + TF_MAX_PHASE_NAME_BYTES);
+	p.len += k;
+	k = tf_enc_phase(tb_room(&p, TF_MAX_PHASE_BYTES), &st, UINT64_MAX, TF_PHASE_MARK, name,
+			 sizeof(name));
+	assert_true(k <= TF_MAX_PHASE_BYTES);
+	p.len += k;
+	raw_chunk(&raw, 3, &p);
+	raw_end(&raw, 1, 1);
+	/* the wire bytes of the first and of the END */
+	size_t base = raw.len - p.len - 3; /* END record: 3 bytes */
+	assert_memory_equal(raw.p + base + at_begin, "\x16\x01\x00\x05parse", 9);
+	assert_memory_equal(raw.p + base + at_end, "\x16\x01\x01\x00", 4);
+	assert_memory_equal(raw.p + base + at_255, "\x16\xc2\x01\x02\xff\x01", 6);
+
+	tb_trace(&file, raw.p, raw.len, NULL, 0, 1);
+	assert_int_equal(decode_all(file.p, file.len, r, 32, &n), 0);
+	assert_int_equal(n, 11); /* process chunk thread 7 events end */
+	const struct tf_record *q = &r[3];
+	assert_int_equal(q[0].tag, TF_TAG_PHASE);
+	assert_string_equal(tf_tag_name(q[0].tag), "phase");
+	assert_true(q[0].stream == 3 && q[0].seq == 2 && q[0].u.phase.op == TF_PHASE_BEGIN);
+	assert_int_equal(q[0].u.phase.name_len, 5);
+	assert_memory_equal(q[0].u.phase.name, "parse", 5);
+	assert_true(q[1].tag == TF_TAG_ALLOC && q[1].seq == 3 && q[1].u.alloc.addr == 0x1000);
+	assert_true(q[2].tag == TF_TAG_PHASE && q[2].seq == 4 &&
+		    q[2].u.phase.op == TF_PHASE_BEGIN && q[2].u.phase.name_len == 0);
+	assert_true(q[3].tag == TF_TAG_PHASE && q[3].seq == 5 &&
+		    q[3].u.phase.op == TF_PHASE_END && q[3].u.phase.name_len == 0);
+	assert_true(q[4].tag == TF_TAG_PHASE && q[4].seq == 6 &&
+		    q[4].u.phase.op == TF_PHASE_END && q[4].u.phase.name_len == 0);
+	assert_true(q[5].tag == TF_TAG_PHASE && q[5].seq == 200 &&
+		    q[5].u.phase.op == TF_PHASE_MARK &&
+		    q[5].u.phase.name_len == TF_MAX_PHASE_NAME_BYTES);
+	assert_memory_equal(q[5].u.phase.name, name, TF_MAX_PHASE_NAME_BYTES);
+	assert_true(q[6].tag == TF_TAG_PHASE && q[6].seq == UINT64_MAX &&
+		    q[6].u.phase.name_len == TF_MAX_PHASE_NAME_BYTES);
+	assert_memory_equal(q[6].u.phase.name, name, TF_MAX_PHASE_NAME_BYTES);
+	assert_string_equal(tf_phase_op_name(TF_PHASE_BEGIN), "begin");
+	assert_string_equal(tf_phase_op_name(TF_PHASE_END), "end");
+	assert_string_equal(tf_phase_op_name(TF_PHASE_MARK), "mark");
+	assert_string_equal(tf_phase_op_name((enum tf_phase_op)3), "?");
+
+	/* malformed, each after THREAD (seq 1) in an otherwise valid chunk */
+	struct {
+		const char *name;
+		const uint8_t *bytes;
+		size_t len;
+		int code;
+	} bad[] = {
+		{ "phase op 3", (const uint8_t *)"\x16\x01\x03\x01x", 5, -CM_E_CORRUPT },
+		{ "phase op 255", (const uint8_t *)"\x16\x01\xff\x00", 4, -CM_E_CORRUPT },
+		{ "phase end with a name", (const uint8_t *)"\x16\x01\x01\x01x", 5, -CM_E_CORRUPT },
+		{ "phase seq delta 0", (const uint8_t *)"\x16\x00\x02\x01x", 5, -CM_E_CORRUPT },
+		{ "phase seq overflowing", (const uint8_t *)"\x16\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x02\x00", 13, -CM_E_CORRUPT },
+		{ "phase overlong varint", (const uint8_t *)"\x16\x01\x02\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00", 14, -CM_E_CORRUPT },
+		{ "phase name crosses the chunk end", (const uint8_t *)"\x16\x01\x02\x05pa", 6, -CM_E_CORRUPT },
+		{ "phase op missing", (const uint8_t *)"\x16\x01", 2, -CM_E_CORRUPT },
+		{ "phase name of 256 bytes", (const uint8_t *)"\x16\x01\x02\x80\x02", 5, -CM_E_LIMIT },
+		{ "phase name of 2^40 bytes", (const uint8_t *)"\x16\x01\x00\x80\x80\x80\x80\x80\x20", 9, -CM_E_LIMIT },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		raw.len = 0;
+		p.len = 0;
+		memset(&st, 0, sizeof(st));
+		raw_process(&raw);
+		p.len += tf_enc_thread(tb_room(&p, 64), &st, 1, 7, "t", 1);
+		size_t rec_off = p.len;
+		tb_put(&p, bad[i].bytes, bad[i].len);
+		if (bad[i].code == -CM_E_LIMIT) { /* the bytes exist: a limit, not a cut */
+			memset(tb_room(&p, 300), 'n', 300);
+			p.len += 300;
+		}
+		uint8_t head[TF_MAX_EVENT_BYTES];
+		size_t hn = tf_enc_chunk_head(head, 0, (uint32_t)p.len);
+		size_t at = raw.len + hn + rec_off;
+		raw_chunk(&raw, 0, &p);
+		raw_end(&raw, 1, 0);
+		print_message("# %s\n", bad[i].name);
+		expect_error(&raw, bad[i].code, (long long)at, NULL);
+	}
+
+	/* truncated: the input ends inside a PHASE (no chunk boundary in the
+	 * way: the chunk claims more bytes than the file has) */
+	raw.len = 0;
+	p.len = 0;
+	memset(&st, 0, sizeof(st));
+	raw_process(&raw);
+	p.len += tf_enc_thread(tb_room(&p, 64), &st, 1, 7, "t", 1);
+	p.len += tf_enc_phase(tb_room(&p, TF_MAX_PHASE_BYTES), &st, 2, TF_PHASE_MARK,
+			      "a mark cut short", 16);
+	raw_chunk(&raw, 0, &p);
+	raw.len -= 4;
+	file.len = 0;
+	tb_trace(&file, raw.p, raw.len, NULL, 0, 1);
+	assert_int_equal(decode_all(file.p, file.len, r, 32, &n), -CM_E_TRUNCATED);
+	assert_int_equal(n, 3); /* process chunk thread */
+
+	tb_release(&raw);
+	tb_release(&p);
+	tb_release(&file);
+}
+
 static void test_every_prefix(void **state)
 {
 	struct tb raw = { 0 }, a = { 0 }, b = { 0 }, c = { 0 };
@@ -1183,6 +1319,7 @@ static void test_names(void **state)
 	assert_string_equal(tf_tag_name(TF_TAG_ALLOC), "alloc");
 	assert_string_equal(tf_tag_name(TF_TAG_FREE), "free");
 	assert_string_equal(tf_tag_name(TF_TAG_PROCESS), "process");
+	assert_string_equal(tf_tag_name(TF_TAG_PHASE), "phase");
 	assert_string_equal(tf_tag_name((enum tf_tag)0x7f), "?");
 	assert_string_equal(tf_kind_name(TF_KIND_MALLOC), "malloc");
 	assert_string_equal(tf_kind_name(TF_KIND_PVALLOC), "pvalloc");
@@ -1206,6 +1343,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_cached_events),
 		cmocka_unit_test(test_cached_malformed),
+		cmocka_unit_test(test_phase_records),
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_every_flip),
 		cmocka_unit_test(test_legacy_frame_refused),
