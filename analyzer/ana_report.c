@@ -550,6 +550,20 @@ static const char *where(char *buf, size_t cap, const struct ana_report_site *s)
 	return buf;
 }
 
+/* "f at file:line" of the site at node into w (cap bytes). Returns 0 or
+ * a negative code from reading its stack. */
+static int site_where(struct loader *l, uint64_t node, char *w, size_t cap)
+{
+	struct ana_report_site tmp;
+	int rc = site_with_stack(l, &tmp, node, 0, 0);
+
+	if (rc < 0)
+		return rc;
+	where(w, cap, &tmp);
+	free_site(&tmp);
+	return 0;
+}
+
 /* The site's largest size bucket: its share of calls, and its bounds. */
 static double one_size(sqlite3_stmt *hs, uint64_t node, uint64_t calls, uint64_t *lo, uint64_t *hi)
 {
@@ -622,12 +636,8 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 		double share = one_size(hs, node, calls, &lo, &hi);
 		if (share < INS_ONE_SIZE_SHARE || hi >= INS_SMALL_MAX)
 			continue;
-		struct ana_report_site tmp;
-		rc = site_with_stack(l, &tmp, node, 0, 0);
-		if (rc < 0)
+		if ((rc = site_where(l, node, w, sizeof(w))) < 0)
 			break;
-		where(w, sizeof(w), &tmp);
-		free_site(&tmp);
 		rc = add_insight(l, rep, &cap, "temporary", node, temp, tb,
 				 "%s makes %" PRIu64 " temporary allocations (%.0f%% of its %" PRIu64
 				 " calls), %.0f%% of its calls of %" PRIu64 "-%" PRIu64
@@ -687,12 +697,8 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 		double share = one_size(hs, node, calls, &lo, &hi);
 		if (share < INS_ONE_SIZE_SHARE || bytes / blocks > INS_POOL_MAX_SIZE)
 			continue;
-		struct ana_report_site tmp;
-		rc = site_with_stack(l, &tmp, node, 0, 0);
-		if (rc < 0)
+		if ((rc = site_where(l, node, w, sizeof(w))) < 0)
 			break;
-		where(w, sizeof(w), &tmp);
-		free_site(&tmp);
 		/* glibc's malloc spends 8 bytes of header per chunk and rounds
 		 * up to 16 (malloc(3) notes; the chunk layout of malloc.c). */
 		rc = add_insight(l, rep, &cap, "pool", node, blocks, bytes,
@@ -720,12 +726,8 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 			uint64_t node = (uint64_t)sqlite3_column_int64(st, 0);
 			uint64_t blocks = (uint64_t)sqlite3_column_int64(st, 1);
 			uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 2);
-			struct ana_report_site tmp;
-			rc = site_with_stack(l, &tmp, node, 0, 0);
-			if (rc < 0)
+			if ((rc = site_where(l, node, w, sizeof(w))) < 0)
 				break;
-			where(w, sizeof(w), &tmp);
-			free_site(&tmp);
 			rc = add_insight(l, rep, &cap, "early", node, blocks, bytes,
 					 "%s allocates %s in %" PRIu64 " block%s in the first 10%% of"
 					 " the run (by %.0f ms) that %s never freed: if it is not"
@@ -754,12 +756,8 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 			uint64_t paths = (uint64_t)sqlite3_column_int64(st, 1);
 			uint64_t blocks = (uint64_t)sqlite3_column_int64(st, 2);
 			uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 3);
-			struct ana_report_site tmp;
-			rc = site_with_stack(l, &tmp, node, 0, 0);
-			if (rc < 0)
+			if ((rc = site_where(l, node, w, sizeof(w))) < 0)
 				break;
-			where(w, sizeof(w), &tmp);
-			free_site(&tmp);
 			rc = add_insight(l, rep, &cap, "leak", node, blocks, bytes,
 					 "%s leaks %s in %" PRIu64 " block%s, from %" PRIu64
 					 " call path%s: free %s (memana report lists each path"

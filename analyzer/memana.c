@@ -380,6 +380,28 @@ enum {
 	OPT_MAX_GROWTH,
 };
 
+/* The options every TRACE|DB command takes (--temporary-gap, --debug-path,
+ * -q) into io. Returns 1 (c was one of them), 0 (it was not) or -1 (bad
+ * value; the usage error is printed). */
+static int input_opt(int c, const char *usage, struct input_opts *io)
+{
+	switch (c) {
+	case OPT_GAP:
+		if (parse_u64_opt(usage, "--temporary-gap", optarg, &io->temporary_gap) < 0)
+			return -1;
+		io->gap_set = true;
+		return 1;
+	case OPT_DEBUG_PATH:
+		io->debug_path = optarg;
+		return 1;
+	case 'q':
+		io->quiet = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* The single TRACE|DB operand of report and check: open it (ingesting a trace
  * into memory) and load the report with the top top sites per list. Returns
  * 0 with *db and *rep set (caller frees both), or the exit status to return
@@ -424,6 +446,7 @@ static int cmd_report(int argc, char **argv)
 	struct ana_db *db = NULL;
 	struct ana_report *rep = NULL;
 	int c;
+	int st;
 
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -445,26 +468,20 @@ static int cmd_report(int argc, char **argv)
 		case OPT_PHASES:
 			phases = true;
 			break;
-		case OPT_GAP:
-			if (parse_u64_opt(usage_report, "--temporary-gap", optarg,
-					  &io.temporary_gap) < 0)
-				return EXIT_USAGE;
-			io.gap_set = true;
-			break;
-		case OPT_DEBUG_PATH:
-			io.debug_path = optarg;
-			break;
 		case 'h':
 			fputs(usage_report, stdout);
 			fputs(definitions, stdout);
 			return 0;
 		default:
-			return bad_option(usage_report, argv);
+			if ((st = input_opt(c, usage_report, &io)) < 0)
+				return EXIT_USAGE;
+			if (!st)
+				return bad_option(usage_report, argv);
 		}
 	}
 	if (json && csv)
 		return usage_error(usage_report, "--json and --csv exclude each other");
-	int st = load_operand(argc, argv, usage_report, &io, (unsigned)top, &db, &rep);
+	st = load_operand(argc, argv, usage_report, &io, (unsigned)top, &db, &rep);
 	if (st)
 		return st;
 	if (json)
@@ -731,6 +748,7 @@ static int cmd_check(int argc, char **argv)
 	struct ana_db *db = NULL;
 	struct ana_report *rep = NULL;
 	int c, status = 0;
+	int st;
 
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -778,15 +796,6 @@ static int cmd_check(int argc, char **argv)
 						   optarg);
 			has_increase = true;
 			break;
-		case OPT_GAP:
-			if (parse_u64_opt(usage_check, "--temporary-gap", optarg,
-					  &io.temporary_gap) < 0)
-				return EXIT_USAGE;
-			io.gap_set = true;
-			break;
-		case OPT_DEBUG_PATH:
-			io.debug_path = optarg;
-			break;
 		case 'q':
 			quiet = true;
 			io.quiet = true;
@@ -795,13 +804,16 @@ static int cmd_check(int argc, char **argv)
 			fputs(usage_check, stdout);
 			return 0;
 		default:
-			return bad_option(usage_check, argv);
+			if ((st = input_opt(c, usage_check, &io)) < 0)
+				return EXIT_USAGE;
+			if (!st)
+				return bad_option(usage_check, argv);
 		}
 	}
 	if (has_increase && !baseline)
 		return usage_error(usage_check, "--max-increase needs --baseline");
 	/* A comparison needs every call site; the plain limits need none. */
-	int st = load_operand(argc, argv, usage_check, &io, baseline ? ANA_ALL_SITES : 0, &db,
+	st = load_operand(argc, argv, usage_check, &io, baseline ? ANA_ALL_SITES : 0, &db,
 			      &rep);
 	if (st)
 		return st;
@@ -897,6 +909,7 @@ static int cmd_flamegraph(int argc, char **argv)
 	struct ana_db *db = NULL;
 	struct ana_ftree *t = NULL;
 	int c, m, status = EXIT_ERROR;
+	int st;
 
 	while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -922,23 +935,14 @@ static int cmd_flamegraph(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
-		case OPT_GAP:
-			if (parse_u64_opt(usage_flamegraph, "--temporary-gap", optarg,
-					  &io.temporary_gap) < 0)
-				return EXIT_USAGE;
-			io.gap_set = true;
-			break;
-		case OPT_DEBUG_PATH:
-			io.debug_path = optarg;
-			break;
-		case 'q':
-			io.quiet = true;
-			break;
 		case 'h':
 			fputs(usage_flamegraph, stdout);
 			return 0;
 		default:
-			return bad_option(usage_flamegraph, argv);
+			if ((st = input_opt(c, usage_flamegraph, &io)) < 0)
+				return EXIT_USAGE;
+			if (!st)
+				return bad_option(usage_flamegraph, argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -989,6 +993,7 @@ static int cmd_diff(int argc, char **argv)
 	struct ana_db *base = NULL, *new_db = NULL;
 	struct ana_diff *d = NULL;
 	int c, status = EXIT_ERROR;
+	int st;
 
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -999,23 +1004,14 @@ static int cmd_diff(int argc, char **argv)
 			if (parse_u64_opt(usage_diff, "--top", optarg, &top) < 0)
 				return EXIT_USAGE;
 			break;
-		case OPT_GAP:
-			if (parse_u64_opt(usage_diff, "--temporary-gap", optarg,
-					  &io.temporary_gap) < 0)
-				return EXIT_USAGE;
-			io.gap_set = true;
-			break;
-		case OPT_DEBUG_PATH:
-			io.debug_path = optarg;
-			break;
-		case 'q':
-			io.quiet = true;
-			break;
 		case 'h':
 			fputs(usage_diff, stdout);
 			return 0;
 		default:
-			return bad_option(usage_diff, argv);
+			if ((st = input_opt(c, usage_diff, &io)) < 0)
+				return EXIT_USAGE;
+			if (!st)
+				return bad_option(usage_diff, argv);
 		}
 	}
 	if (argc - optind != 2)
@@ -1078,6 +1074,7 @@ static int cmd_html(int argc, char **argv)
 	char errmsg[ERRMSG_CAP] = "";
 	struct ana_db *db = NULL;
 	int c, status = EXIT_ERROR;
+	int st;
 
 	while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -1090,23 +1087,14 @@ static int cmd_html(int argc, char **argv)
 			if (top > 10000)
 				top = 10000;
 			break;
-		case OPT_GAP:
-			if (parse_u64_opt(usage_html, "--temporary-gap", optarg,
-					  &io.temporary_gap) < 0)
-				return EXIT_USAGE;
-			io.gap_set = true;
-			break;
-		case OPT_DEBUG_PATH:
-			io.debug_path = optarg;
-			break;
-		case 'q':
-			io.quiet = true;
-			break;
 		case 'h':
 			fputs(usage_html, stdout);
 			return 0;
 		default:
-			return bad_option(usage_html, argv);
+			if ((st = input_opt(c, usage_html, &io)) < 0)
+				return EXIT_USAGE;
+			if (!st)
+				return bad_option(usage_html, argv);
 		}
 	}
 	if (argc - optind != 1)
