@@ -380,6 +380,13 @@ enum {
 	OPT_MAX_GROWTH,
 };
 
+/* The end of the option table of every TRACE|DB command (see input_opt()). */
+#define INPUT_OPTIONS                                                        \
+	{ "temporary-gap", required_argument, NULL, OPT_GAP },               \
+		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },   \
+		{ "quiet", no_argument, NULL, 'q' },                         \
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+
 /* The options every TRACE|DB command takes (--temporary-gap, --debug-path,
  * -q) into io. Returns 1 (c was one of them), 0 (it was not) or -1 (bad
  * value; the usage error is printed). */
@@ -434,11 +441,7 @@ static int cmd_report(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "csv", no_argument, NULL, OPT_CSV },
 		{ "phases", no_argument, NULL, OPT_PHASES },
-		{ "temporary-gap", required_argument, NULL, OPT_GAP },
-		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		INPUT_OPTIONS,
 	};
 	struct input_opts io = { 0 };
 	uint64_t top = 10;
@@ -732,11 +735,7 @@ static int cmd_check(int argc, char **argv)
 		{ "max-growth", required_argument, NULL, OPT_MAX_GROWTH },
 		{ "baseline", required_argument, NULL, OPT_BASELINE },
 		{ "max-increase", required_argument, NULL, OPT_MAX_INCREASE },
-		{ "temporary-gap", required_argument, NULL, OPT_GAP },
-		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		INPUT_OPTIONS,
 	};
 	struct input_opts io = { 0 };
 	uint64_t max_leaked = 0, max_peak = 0, max_allocs = 0;
@@ -895,11 +894,7 @@ static int cmd_flamegraph(int argc, char **argv)
 		{ "metric", required_argument, NULL, OPT_METRIC },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "output", required_argument, NULL, 'o' },
-		{ "temporary-gap", required_argument, NULL, OPT_GAP },
-		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		INPUT_OPTIONS,
 	};
 	struct input_opts io = { 0 };
 	enum ana_metric metric = ANA_M_CALLS;
@@ -980,11 +975,7 @@ static int cmd_diff(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "top", required_argument, NULL, OPT_TOP },
-		{ "temporary-gap", required_argument, NULL, OPT_GAP },
-		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		INPUT_OPTIONS,
 	};
 	struct input_opts io = { 0 };
 	uint64_t top = 20;
@@ -1061,11 +1052,7 @@ static int cmd_html(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "top", required_argument, NULL, OPT_TOP },
-		{ "temporary-gap", required_argument, NULL, OPT_GAP },
-		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		INPUT_OPTIONS,
 	};
 	struct input_opts io = { 0 };
 	uint64_t top = 10;
