@@ -211,34 +211,42 @@ fail:
 	return rc;
 }
 
-/* Compare every view of schema_sql with the one stored in db. Returns
- * NULL when all match, else the first differing view's name (static
- * storage, overwritten by the next call). */
-static const char *check_views(sqlite3 *db)
+/* Compare every table and view of schema_sql with the one stored in db
+ * (same type, same statement). Returns NULL when all match, else the first
+ * differing object's name (static storage, overwritten by the next call). */
+static const char *check_schema(sqlite3 *db)
 {
 	static char name[64];
 	const char *p = schema_sql;
 	sqlite3_stmt *st = NULL;
 	const char *bad = NULL;
 
-	if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT type, sql FROM sqlite_master WHERE name = ?", -1, &st,
+			       NULL) != SQLITE_OK)
 		return "sqlite_master";
-	while (!bad && (p = strstr(p, "CREATE VIEW ")) != NULL) {
+	while (!bad && *p) {
 		const char *end = strstr(p, ";\n");
-		const char *ns = p + 12, *ne = strchr(ns, ' ');
-		if (!end || !ne || (size_t)(ne - ns) >= sizeof(name))
+		bool view = !strncmp(p, "CREATE VIEW ", 12);
+		const char *ns = p + (view ? 12 : 13), *ne = ns;
+		if (!end || (!view && strncmp(p, "CREATE TABLE ", 13)))
+			break;
+		while (ne < end && *ne != ' ' && *ne != '(')
+			ne++;
+		if ((size_t)(ne - ns) >= sizeof(name))
 			break;
 		memcpy(name, ns, (size_t)(ne - ns));
 		name[ne - ns] = 0;
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		const unsigned char *sql = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0)
-									  : NULL;
-		if (!sql || strlen((const char *)sql) != (size_t)(end - p) ||
-		    memcmp(sql, p, (size_t)(end - p)))
+		const unsigned char *type = NULL, *sql = NULL;
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			type = sqlite3_column_text(st, 0);
+			sql = sqlite3_column_text(st, 1);
+		}
+		if (!type || strcmp((const char *)type, view ? "view" : "table") || !sql ||
+		    strlen((const char *)sql) != (size_t)(end - p) || memcmp(sql, p, (size_t)(end - p)))
 			bad = name;
 		sqlite3_reset(st);
-		p = end;
+		p = end + 2;
 	}
 	sqlite3_finalize(st);
 	return bad;
@@ -273,13 +281,14 @@ int ana_db_open(struct ana_db **out, const char *path, char *errmsg, size_t cap)
 		ana_db_free(db);
 		return -CM_E_VERSION;
 	}
-	/* memana reads through its views: they must be its own (a database
-	 * file is untrusted input; a view can be any query). */
-	const char *bad = check_views(db->db);
+	/* memana reads its tables and views: they must be its own (a database
+	 * file is untrusted input; a view, or a table replaced by a view, can
+	 * be any query). */
+	const char *bad = check_schema(db->db);
 	if (bad) {
 		if (errmsg && cap)
 			snprintf(errmsg, cap,
-				 "'%s': not a memana database (view '%s' differs from memana's)",
+				 "'%s': not a memana database ('%s' differs from memana's schema)",
 				 path, bad);
 		ana_db_free(db);
 		return -CM_E_CORRUPT;

@@ -153,18 +153,29 @@ out:
 	return rc;
 }
 
-static int put(sqlite3_stmt *st, const char *key, double v, bool is_int)
+static int put_bind(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
+
+static int put_int(sqlite3_stmt *st, const char *key, uint64_t v)
 {
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (is_int)
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)v);
-	else if (isfinite(v))
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)v);
+	return put_bind(st);
+}
+
+static int put_real(sqlite3_stmt *st, const char *key, double v)
+{
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (isfinite(v))
 		sqlite3_bind_double(st, 2, v);
 	else
 		sqlite3_bind_null(st, 2);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+	return put_bind(st);
 }
 
 int ana_growth_store(sqlite3 *db, const struct ana_growth *g)
@@ -177,37 +188,33 @@ int ana_growth_store(sqlite3 *db, const struct ana_growth *g)
 		return -CM_E_SQLITE;
 	sqlite3_bind_text(st, 1, "growth_verdict", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, g->verdict, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = -CM_E_SQLITE;
-	sqlite3_reset(st);
+	rc = put_bind(st);
 	if (rc == 0)
-		rc = put(st, "growth_window_start_ns", (double)g->window_start_ns, true);
+		rc = put_int(st, "growth_window_start_ns", g->window_start_ns);
 	if (rc == 0)
-		rc = put(st, "growth_window_end_ns", (double)g->window_end_ns, true);
+		rc = put_int(st, "growth_window_end_ns", g->window_end_ns);
 	if (rc == 0)
-		rc = put(st, "growth_points", (double)g->n_points, true);
+		rc = put_int(st, "growth_points", g->n_points);
 	if (rc == 0)
-		rc = put(st, "heap_growth_bytes_per_s", g->heap_rate, false);
+		rc = put_real(st, "heap_growth_bytes_per_s", g->heap_rate);
 	if (rc == 0)
-		rc = put(st, "heap_growth_r2", g->heap_r2, false);
+		rc = put_real(st, "heap_growth_r2", g->heap_r2);
 	if (rc == 0)
-		rc = put(st, "rss_growth_bytes_per_s", g->rss_rate, false);
+		rc = put_real(st, "rss_growth_bytes_per_s", g->rss_rate);
 	if (rc == 0)
-		rc = put(st, "rss_growth_r2", g->rss_r2, false);
+		rc = put_real(st, "rss_growth_r2", g->rss_r2);
 	if (rc == 0)
-		rc = put(st, "heap_growth_per_marker", g->has_per_marker ? g->heap_per_marker : NAN,
-			 false);
+		rc = put_real(st, "heap_growth_per_marker", g->has_per_marker ? g->heap_per_marker : NAN);
 	if (rc == 0)
-		rc = put(st, "rss_growth_per_marker", g->has_per_marker ? g->rss_per_marker : NAN,
-			 false);
+		rc = put_real(st, "rss_growth_per_marker", g->has_per_marker ? g->rss_per_marker : NAN);
 	if (rc == 0)
-		rc = put(st, "heap_baseline_bytes", (double)g->baseline_heap, true);
+		rc = put_int(st, "heap_baseline_bytes", g->baseline_heap);
 	if (rc == 0)
-		rc = put(st, "heap_spike_bytes", (double)g->spike_bytes, true);
+		rc = put_int(st, "heap_spike_bytes", g->spike_bytes);
 	if (rc == 0)
-		rc = put(st, "growth_growing", g->growing, true);
+		rc = put_int(st, "growth_growing", g->growing);
 	if (rc == 0)
-		rc = put(st, "growth_spiking", g->spiking, true);
+		rc = put_int(st, "growth_spiking", g->spiking);
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -42,8 +42,13 @@ struct warm {
  * database stores them. */
 #define MAX_PHASE_SITE_IDS 65536
 
+/* Rows of phases and of markers a report's database keeps (the first
+ * ones: ids in order of begin, markers in order). */
+#define REPORT_MAX_PHASE_ROWS 100000
+
 struct phases {
 	struct ana_db *db;
+	uint64_t max_rows;     /* 0: all */
 	uint32_t *ids;
 	size_t n, cap;
 	struct ana_map32 seen; /* id + 1 */
@@ -53,6 +58,8 @@ static int on_phase(void *ctx, const struct ana_phase *ph)
 {
 	struct phases *p = ctx;
 
+	if (p->max_rows && ph->id > p->max_rows)
+		return 0;
 	CM_TRY(ana_db_add_phase(p->db, ph));
 	for (size_t i = 0; i < ph->n_sites && p->n < MAX_PHASE_SITE_IDS; i++) {
 		uint32_t id = ph->site_nodes[i], v;
@@ -76,6 +83,8 @@ static int on_marker(void *ctx, const struct ana_marker *m)
 {
 	struct phases *p = ctx;
 
+	if (p->max_rows && m->index > p->max_rows)
+		return 0;
 	return ana_db_add_marker(p->db, m);
 }
 
@@ -207,6 +216,7 @@ int ana_ingest(const char *trace_path, const char *db_path,
 		ro.progress_ctx = opts->progress;
 	}
 	ph.db = db;
+	ph.max_rows = opts && opts->report_only ? REPORT_MAX_PHASE_ROWS : 0;
 	ro.on_phase = on_phase;
 	ro.on_marker = on_marker;
 	ro.phase_ctx = &ph;

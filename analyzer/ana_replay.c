@@ -21,6 +21,9 @@ struct rstream {
 	bool active;    /* in the active list */
 	bool realloc_pending; /* the last event released a block by realloc */
 	uint64_t realloc_old; /* that block's size (bytes) */
+	uint64_t bytes;       /* bytes requested by the stream's successful calls */
+	struct rphase **stack; /* its open phases, outermost first */
+	uint32_t depth, stack_cap;
 };
 
 /* A site's figures in an open phase's peak tracking (lazy snapshot, as for
@@ -32,12 +35,18 @@ struct psite {
 	uint64_t at_peak;  /* live bytes at the phase's peak of that epoch */
 };
 
-/* An open phase. */
+/* An open phase. Its left-behind figures are kept for the blocks of which
+ * it is the innermost open phase of their thread (a child's are added when
+ * the child closes): a free decrements one phase, not all of them. */
 struct rphase {
 	struct ana_phase ph;    /* figures so far (ph.name owned here) */
 	uint32_t si;            /* stream index */
 	uint64_t begin_index;   /* the stream's n_allocs at its begin */
+	uint64_t begin_bytes;   /* the stream's bytes at its begin */
+	uint64_t own_blocks, own_bytes; /* live blocks born inside it and in
+					 * its closed children */
 	uint32_t epoch;         /* bumped at each new peak inside it */
+	bool tracked;           /* its sites are followed (r->tracked) */
 	struct psite *sites;    /* open addressing, at most half full */
 	size_t sites_cap, n_sites;
 };
@@ -113,8 +122,18 @@ struct replay {
 	void *progress_ctx;
 	struct ana_feed *feed;
 
-	struct rphase *open[ANA_MAX_OPEN_PHASES]; /* open phases, begin order */
+	struct rphase *open[ANA_MAX_OPEN_PHASES]; /* open phases, begin order:
+						   * their peaks never increase
+						   * along it */
 	size_t n_open;
+	/* The open phases whose sites are followed for their peak, at most
+	 * ANA_PHASE_TRACKED, with a budget of site entries for all of them. */
+	struct rphase *tracked[ANA_PHASE_TRACKED];
+	size_t n_tracked;
+	size_t psite_entries;     /* in all tracked phases' tables */
+	uint64_t queued_name_bytes; /* names of queued PHASE records */
+	double tick_tsum;         /* sum of the times of the ticks so far (ns) */
+	double tick_tsum2;        /* sum of their squares */
 	ana_phase_fn on_phase;
 	ana_marker_fn on_marker;
 	void *phase_ctx;
@@ -486,7 +505,7 @@ static int dense_put(struct ana_profile *p, uint32_t id, uint32_t idx)
 	return ana_map32_put(&p->node_index, id, idx);
 }
 
-static int phase_site_touch(struct rphase *ph, uint32_t si, uint64_t live);
+static int phase_site_touch(struct replay *r, struct rphase *ph, uint32_t si, uint64_t live);
 
 /* Lazy peak snapshot: before a site changes, capture its value if it has not
  * been captured since the current peak was set (then it has not changed
@@ -494,8 +513,13 @@ static int phase_site_touch(struct rphase *ph, uint32_t si, uint64_t live);
  * site's least-squares sums for the ticks it held its value. */
 static __attribute__((noinline)) int phases_site_touch(struct replay *r, struct ana_site *s)
 {
-	for (size_t i = 0; i < r->n_open; i++)
-		CM_TRY(phase_site_touch(r->open[i], (uint32_t)(s - r->prof->sites), s->live_bytes));
+	for (size_t i = 0; i < r->n_tracked;) {
+		int rc = phase_site_touch(r, r->tracked[i], (uint32_t)(s - r->prof->sites),
+					  s->live_bytes);
+		if (rc < 0)
+			return rc;
+		i += rc == 0; /* 1: the phase stopped being tracked */
+	}
 	return 0;
 }
 
@@ -506,19 +530,20 @@ static inline __attribute__((always_inline)) int site_touch(struct replay *r, st
 		s->peak_bytes = s->live_bytes;
 		s->peak_epoch = r->epoch;
 	}
-	/* Least squares over the ticks (x = tick number k, y = live bytes
-	 * after tick k's events), kept lazily: the value is added for the
-	 * ticks it was held. mean_live_bytes holds the sum of y, growth_rate
-	 * the sum of k * y until finish(). */
+	/* Least squares over the ticks (x = tick time t, y = live bytes after
+	 * the tick's events), kept lazily: the value is added for the ticks
+	 * it was held. mean_live_bytes holds the sum of y, growth_rate the
+	 * sum of t * y until finish(); fit_t is the sum of the tick times
+	 * before fit_k. */
 	uint32_t k = (uint32_t)r->prof->totals.n_ticks;
 	if (s->fit_k != k) {
-		double y = (double)s->live_bytes, dk = (double)(k - s->fit_k);
-		s->mean_live_bytes += y * dk;
-		/* sum of k' over [fit_k, k) */
-		s->growth_rate += y * dk * ((double)s->fit_k + (double)k - 1.0) / 2.0;
+		double y = (double)s->live_bytes;
+		s->mean_live_bytes += y * (double)(k - s->fit_k);
+		s->growth_rate += y * (r->tick_tsum - s->fit_t);
 		s->fit_k = k;
+		s->fit_t = r->tick_tsum;
 	}
-	if (__builtin_expect(r->n_open != 0, 0))
+	if (__builtin_expect(r->n_tracked != 0, 0))
 		return phases_site_touch(r, s);
 	return 0;
 }
@@ -556,6 +581,7 @@ static int site_of(struct replay *r, uint32_t idx, struct ana_site **out)
 		memset(s, 0, sizeof(*s));
 		/* A new site held 0 bytes so far: nothing to add before now. */
 		s->fit_k = (uint32_t)p->totals.n_ticks;
+		s->fit_t = r->tick_tsum;
 		s->node = idx;
 		s->peak_epoch = r->epoch; /* nothing live at the current peak */
 		n->site = (uint32_t)p->n_sites++;
@@ -574,15 +600,24 @@ static inline int release_block(struct replay *r, const struct live *e)
 	s->live_bytes -= size;
 	r->heap_bytes -= size;
 	r->live_blocks--;
-	/* What its thread's open phases allocated and still hold. */
-	for (size_t i = 0; i < r->n_open; i++) {
-		struct rphase *ph = r->open[i];
-		if (ph->si == e->stream_idx &&
-		    ((live_index(e) - ph->begin_index - 1) & LIVE_INDEX_MASK) <
-			    ((r->prof->threads[e->stream_idx].n_allocs - ph->begin_index) &
-			     LIVE_INDEX_MASK)) {
-			ph->ph.left_blocks--;
-			ph->ph.left_bytes -= size;
+	/* The innermost open phase of its thread that was open at its birth
+	 * holds it (in own_*): phases nest, so their begin indices increase
+	 * along the thread's stack. */
+	const struct rstream *rs = &r->streams[e->stream_idx];
+	if (rs->depth) {
+		uint64_t n = r->prof->threads[e->stream_idx].n_allocs, idx = live_index(e);
+		uint32_t lo = 0, hi = rs->depth; /* find the last one born before it */
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			uint64_t b = rs->stack[mid]->begin_index;
+			if (((idx - b - 1) & LIVE_INDEX_MASK) < ((n - b) & LIVE_INDEX_MASK))
+				lo = mid + 1; /* born after this one began */
+			else
+				hi = mid;
+		}
+		if (lo) {
+			rs->stack[lo - 1]->own_blocks--;
+			rs->stack[lo - 1]->own_bytes -= size;
 		}
 	}
 	return 0;
@@ -752,6 +787,7 @@ static int resolve_node(struct replay *r, uint32_t idx, const struct ana_frec *e
 }
 
 static void block_of(const struct replay *r, const struct live *e, struct ana_block *b);
+static void phases_alloc(struct replay *r, struct rstream *rs, uint64_t size);
 
 static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev)
 {
@@ -802,20 +838,13 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev
 			site->realloc_grow_calls++;
 	}
 	rs->realloc_pending = false;
-	for (size_t i = 0; i < r->n_open; i++) {
-		struct rphase *ph = r->open[i];
-		if (ph->si == si) {
-			ph->ph.alloc_calls++;
-			if (ev->addr)
-				ph->ph.alloc_bytes += ev->size;
-		}
-	}
 	if (!ev->addr) {
 		p->totals.failed_allocations++;
 		return 0;
 	}
 	p->totals.bytes_allocated += ev->size;
 	site->alloc_bytes += ev->size;
+	rs->bytes += ev->size;
 
 	if ((r->n_live + 1) * 4 > r->live_cap * 3)
 		CM_TRY(live_grow(r));
@@ -831,7 +860,8 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev
 			b.freed_by = ANA_FREED_LOST;
 			b.death_seq = ev->seq;
 			b.death_ns = r->release_ns;
-			b.lifetime_allocs = (t->n_allocs - 1 - live_index(e)) & LIVE_INDEX_MASK;
+			b.lifetime_allocs = (p->threads[e->stream_idx].n_allocs - live_index(e) -
+					     (e->stream_idx == si)) & LIVE_INDEX_MASK;
 			CM_TRY(r->on_block(r->block_ctx, &b));
 		}
 		CM_TRY(release_block(r, e));
@@ -859,18 +889,8 @@ static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev
 		p->totals.peak_seq = ev->seq;
 		new_peak(r);
 	}
-	for (size_t i = 0; i < r->n_open; i++) {
-		struct rphase *ph = r->open[i];
-		if (ph->si == si) {
-			ph->ph.left_blocks++;
-			ph->ph.left_bytes += ev->size;
-		}
-		if (r->heap_bytes > ph->ph.peak_heap_bytes) {
-			ph->ph.peak_heap_bytes = r->heap_bytes;
-			ph->ph.peak_ns = r->release_ns;
-			ph->epoch++;
-		}
-	}
+	if (__builtin_expect(r->n_open != 0, 0))
+		phases_alloc(r, rs, ev->size);
 	return 0;
 }
 
@@ -942,13 +962,43 @@ static int replay_free(struct replay *r, uint32_t si, const struct ana_frec *ev)
 
 /* ---- phases and markers --------------------------------------------------- */
 
-/* Before site si (live bytes live) changes inside phase ph: remember its
- * live bytes at the phase's begin (first change) and at the phase's current
- * peak (first change since that peak). Returns 0 or -ENOMEM. */
-static int phase_site_touch(struct rphase *ph, uint32_t si, uint64_t live)
+/* Site entries all tracked phases may hold together: a few per site, and
+ * a floor for small traces (a trace must not make them grow without
+ * bound: 1024 phases open over every site would be 1024 x sites). */
+static size_t psite_budget(const struct replay *r)
+{
+	return 4 * r->prof->n_sites + 65536;
+}
+
+/* Stop following phase ph's sites (it reports none). */
+static void phase_untrack(struct replay *r, struct rphase *ph)
+{
+	for (size_t i = 0; i < r->n_tracked; i++)
+		if (r->tracked[i] == ph) {
+			memmove(&r->tracked[i], &r->tracked[i + 1],
+				(r->n_tracked - i - 1) * sizeof(r->tracked[0]));
+			r->n_tracked--;
+			break;
+		}
+	r->psite_entries -= ph->n_sites;
+	free(ph->sites);
+	ph->sites = NULL;
+	ph->sites_cap = ph->n_sites = 0;
+	ph->tracked = false;
+}
+
+/* Before site si (live bytes live) changes inside the tracked phase ph:
+ * remember its live bytes at the phase's begin (first change) and at the
+ * phase's current peak (first change since that peak). Returns 0, 1 when
+ * the budget ran out (ph is no longer tracked), or -ENOMEM. */
+static int phase_site_touch(struct replay *r, struct rphase *ph, uint32_t si, uint64_t live)
 {
 	if ((ph->n_sites + 1) * 2 > ph->sites_cap) {
 		size_t cap = ph->sites_cap ? ph->sites_cap * 2 : 64;
+		if (r->psite_entries + 1 > psite_budget(r)) {
+			phase_untrack(r, ph);
+			return 1;
+		}
 		struct psite *ns = calloc(cap, sizeof(*ns));
 		if (!ns)
 			return -ENOMEM;
@@ -969,17 +1019,62 @@ static int phase_site_touch(struct rphase *ph, uint32_t si, uint64_t live)
 		j = (j + 1) & (ph->sites_cap - 1);
 	struct psite *e = &ph->sites[j];
 	if (!e->site) {
+		if (r->psite_entries + 1 > psite_budget(r)) {
+			phase_untrack(r, ph);
+			return 1;
+		}
 		/* Unchanged since the phase began: live now is its value then,
 		 * and at every peak of the phase so far. */
 		e->site = si + 1;
 		e->begin = e->at_peak = live;
 		e->epoch = ph->epoch;
 		ph->n_sites++;
+		r->psite_entries++;
 	} else if (e->epoch != ph->epoch) {
 		e->at_peak = live;
 		e->epoch = ph->epoch;
 	}
 	return 0;
+}
+
+/* A new peak inside phase ph: its epoch moves on (the sites' lazy
+ * snapshots, as for the global peak). Before the epoch would wrap, every
+ * site entry is brought to the current peak's value. */
+static void phase_new_peak(struct replay *r, struct rphase *ph)
+{
+	if (ph->epoch == UINT32_MAX - 1) {
+		for (size_t i = 0; i < ph->sites_cap; i++) {
+			struct psite *e = &ph->sites[i];
+			if (!e->site)
+				continue;
+			if (e->epoch != ph->epoch)
+				e->at_peak = r->prof->sites[e->site - 1].live_bytes;
+			e->epoch = 1;
+		}
+		ph->epoch = 1;
+	}
+	ph->epoch++;
+}
+
+/* After an allocation of size bytes on stream rs (the heap already
+ * counts it): the innermost open phase of the stream holds it, and the
+ * phases whose peak it passes follow. Their peaks never increase along
+ * the open list (a later phase saw less of the run), so those are a tail
+ * of it. */
+static void phases_alloc(struct replay *r, struct rstream *rs, uint64_t size)
+{
+	if (rs->depth) {
+		rs->stack[rs->depth - 1]->own_blocks++;
+		rs->stack[rs->depth - 1]->own_bytes += size;
+	}
+	for (size_t i = r->n_open; i-- > 0;) {
+		struct rphase *ph = r->open[i];
+		if (r->heap_bytes <= ph->ph.peak_heap_bytes)
+			break;
+		ph->ph.peak_heap_bytes = r->heap_bytes;
+		ph->ph.peak_ns = r->release_ns;
+		phase_new_peak(r, ph);
+	}
 }
 
 static void phase_free(struct rphase *ph)
@@ -991,13 +1086,15 @@ static void phase_free(struct rphase *ph)
 	free(ph);
 }
 
-/* Finish the phase at open[i] (ended by its record, or at the end of the
- * trace), report it and remove it from the open list. */
-static int phase_close(struct replay *r, size_t i, bool ended, uint64_t seq)
+/* Finish the innermost open phase of stream si (ended by its record, or at
+ * the end of the trace), report it and remove it. */
+static int phase_close(struct replay *r, uint32_t si, bool ended, uint64_t seq)
 {
-	struct rphase *rp = r->open[i];
+	struct rstream *rs = &r->streams[si];
+	struct rphase *rp = rs->stack[rs->depth - 1];
 	struct ana_phase *ph = &rp->ph;
 	const struct ana_site *sites = r->prof->sites;
+	size_t i;
 	int rc = 0;
 
 	ph->ended = ended;
@@ -1007,6 +1104,11 @@ static int phase_close(struct replay *r, size_t i, bool ended, uint64_t seq)
 	ph->rss_end = r->release_rss;
 	if (r->release_rss > ph->rss_peak)
 		ph->rss_peak = r->release_rss;
+	ph->alloc_calls = r->prof->threads[si].n_allocs - rp->begin_index;
+	ph->alloc_bytes = rs->bytes - rp->begin_bytes;
+	ph->left_blocks = rp->own_blocks;
+	ph->left_bytes = rp->own_bytes;
+	ph->sites_tracked = rp->tracked;
 	/* The sites that grew most from the begin to the phase's peak. */
 	for (size_t j = 0; j < rp->sites_cap; j++) {
 		const struct psite *e = &rp->sites[j];
@@ -1036,6 +1138,16 @@ static int phase_close(struct replay *r, size_t i, bool ended, uint64_t seq)
 	}
 	if (r->on_phase)
 		rc = r->on_phase(r->phase_ctx, ph);
+	/* What it holds is its parent's now. */
+	rs->depth--;
+	if (rs->depth) {
+		rs->stack[rs->depth - 1]->own_blocks += rp->own_blocks;
+		rs->stack[rs->depth - 1]->own_bytes += rp->own_bytes;
+	}
+	if (rp->tracked)
+		phase_untrack(r, rp);
+	for (i = 0; i < r->n_open && r->open[i] != rp; i++)
+		;
 	memmove(&r->open[i], &r->open[i + 1], (r->n_open - i - 1) * sizeof(r->open[0]));
 	r->n_open--;
 	phase_free(rp);
@@ -1043,10 +1155,11 @@ static int phase_close(struct replay *r, size_t i, bool ended, uint64_t seq)
 }
 
 /* A PHASE record in seq order: ev->kind is the op, ev->addr the name
- * (owned, freed here), ev->size its length. */
+ * (owned by the caller's copy; taken over here), ev->size its length. */
 static int replay_phase(struct replay *r, uint32_t si, const struct ana_frec *ev)
 {
 	struct ana_profile *p = r->prof;
+	struct rstream *rs = &r->streams[si];
 	char *name = (char *)(uintptr_t)ev->addr;
 	int rc = 0;
 
@@ -1058,18 +1171,19 @@ static int replay_phase(struct replay *r, uint32_t si, const struct ana_frec *ev
 					   ANA_MAX_OPEN_PHASES);
 		}
 		struct rphase *rp = calloc(1, sizeof(*rp));
-		if (!rp) {
+		size_t cap = rs->stack_cap;
+		if (!rp || grow((void **)&rs->stack, &cap, rs->depth + 1, sizeof(*rs->stack)) < 0) {
+			free(rp);
 			free(name);
 			return -ENOMEM;
 		}
+		rs->stack_cap = (uint32_t)cap;
 		struct ana_phase *ph = &rp->ph;
 		ph->id = (uint32_t)++p->totals.phases;
-		for (size_t i = r->n_open; i-- > 0;)
-			if (r->open[i]->si == si) {
-				ph->parent = r->open[i]->ph.id;
-				ph->depth = r->open[i]->ph.depth + 1;
-				break;
-			}
+		if (rs->depth) {
+			ph->parent = rs->stack[rs->depth - 1]->ph.id;
+			ph->depth = rs->stack[rs->depth - 1]->ph.depth + 1;
+		}
 		ph->stream = p->threads[si].stream;
 		ph->name = name;
 		ph->name_len = (uint32_t)ev->size;
@@ -1080,22 +1194,27 @@ static int replay_phase(struct replay *r, uint32_t si, const struct ana_frec *ev
 		ph->rss_begin = ph->rss_peak = r->release_rss;
 		rp->si = si;
 		rp->begin_index = p->threads[si].n_allocs;
+		rp->begin_bytes = rs->bytes;
 		rp->epoch = 1;
+		if (r->n_tracked < ANA_PHASE_TRACKED) {
+			rp->tracked = true;
+			r->tracked[r->n_tracked++] = rp;
+		}
+		rs->stack[rs->depth++] = rp;
 		r->open[r->n_open++] = rp;
 		return 0;
 	}
 	case TF_PHASE_END:
 		free(name);
-		for (size_t i = r->n_open; i-- > 0;)
-			if (r->open[i]->si == si)
-				return phase_close(r, i, true, ev->seq);
+		if (rs->depth)
+			return phase_close(r, si, true, ev->seq);
 		p->totals.unmatched_phase_ends++;
 		return 0;
 	default: {
 		struct ana_marker m = {
 			.index = (uint32_t)++p->totals.markers,
 			.stream = p->threads[si].stream,
-			.name = name,
+			.name = name ? name : "",
 			.name_len = (uint32_t)ev->size,
 			.seq = ev->seq,
 			.time_ns = r->release_ns,
@@ -1262,8 +1381,13 @@ static int merge(struct replay *r, uint64_t limit)
 				rc = replay_alloc(r, si, ev);
 			else if (ev->tag == TF_TAG_FREE)
 				rc = replay_free(r, si, ev);
-			else
-				rc = replay_phase(r, si, ev);
+			else {
+				/* The name is replay_phase()'s from here on. */
+				struct ana_frec pev = *ev;
+				s->q[s->head].addr = 0;
+				r->queued_name_bytes -= pev.size;
+				rc = replay_phase(r, si, &pev);
+			}
 			if (rc < 0)
 				return rc;
 			s->head = (s->head + 1) & (s->cap - 1);
@@ -1493,6 +1617,8 @@ static int tick(struct replay *r, const struct tf_record *rec)
 		if (rec->u.tick.rss_bytes > r->open[i]->ph.rss_peak)
 			r->open[i]->ph.rss_peak = rec->u.tick.rss_bytes;
 	p->totals.n_ticks++;
+	r->tick_tsum += (double)rec->u.tick.time_ns;
+	r->tick_tsum2 += (double)rec->u.tick.time_ns * (double)rec->u.tick.time_ns;
 	if (rec->u.tick.rss_bytes > p->totals.peak_rss_bytes)
 		p->totals.peak_rss_bytes = rec->u.tick.rss_bytes;
 	if (r->on_tick)
@@ -1508,24 +1634,23 @@ static int finish(struct replay *r)
 	struct ana_profile *p = r->prof;
 
 	started(r);
-	/* Phases never ended close with the trace, innermost first. */
+	/* Phases never ended close with the trace, the latest begun first
+	 * (innermost first on each thread). */
 	while (r->n_open)
-		CM_TRY(phase_close(r, r->n_open - 1, false, 0));
+		CM_TRY(phase_close(r, r->open[r->n_open - 1]->si, false, 0));
 	for (size_t i = 0; i < p->n_sites; i++)
 		CM_TRY(site_touch(r, &p->sites[i]));
 	p->totals.leaked_allocations = r->live_blocks;
 	p->totals.leaked_bytes = r->heap_bytes;
-	/* Each site's least-squares slope of live bytes over the ticks (x =
-	 * tick number), in bytes per second at the mean tick interval. */
-	double n = (double)p->totals.n_ticks;
-	double sk = n * (n - 1.0) / 2.0, skk = (n - 1.0) * n * (2.0 * n - 1.0) / 6.0;
-	double den = n * skk - sk * sk;
-	double tick_s = n > 0 ? (double)r->last_tick_ns / 1e9 / n : 0;
+	/* Each site's least-squares slope of live bytes over the ticks' times,
+	 * in bytes per second. */
+	double n = (double)p->totals.n_ticks, st_ = r->tick_tsum;
+	double den = n * r->tick_tsum2 - st_ * st_;
 	for (size_t i = 0; i < p->n_sites; i++) {
 		struct ana_site *st = &p->sites[i];
-		double sy = st->mean_live_bytes, sky = st->growth_rate;
+		double sy = st->mean_live_bytes, sty = st->growth_rate;
 		st->mean_live_bytes = n > 0 ? sy / n : 0;
-		st->growth_rate = n >= 3 && den > 0 && tick_s > 0 ? (n * sky - sk * sy) / den / tick_s : 0;
+		st->growth_rate = n >= 3 && den > 0 ? (n * sty - st_ * sy) / den * 1e9 : 0;
 	}
 	/* Blocks never freed that were born in the first 10% of the run. */
 	for (size_t i = 0; r->live && i < r->live_cap; i++) {
@@ -1583,9 +1708,16 @@ static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
 			/* A stream event with a name: queued like ALLOC and FREE,
 			 * the name copied (the batch is reused). */
 			struct ana_frec ev = *fr;
-			char *name = ana_strndup(recp->u.phase.name, recp->u.phase.name_len);
-			if (!name)
+			char *name = NULL;
+			if (r->queued_name_bytes + recp->u.phase.name_len > ANA_MAX_QUEUED_NAME_BYTES)
+				return replay_fail(r, -CM_E_LIMIT, recp->off,
+						   "more than %u bytes of phase names without a tick"
+						   " record releasing them",
+						   ANA_MAX_QUEUED_NAME_BYTES);
+			if (recp->u.phase.op != TF_PHASE_END &&
+			    !(name = ana_strndup(recp->u.phase.name, recp->u.phase.name_len)))
 				return -ENOMEM;
+			r->queued_name_bytes += recp->u.phase.name_len;
 			ev.tag = TF_TAG_PHASE;
 			ev.kind = recp->u.phase.op;
 			ev.addr = (uint64_t)(uintptr_t)name;
@@ -1652,6 +1784,7 @@ static void replay_release(struct replay *r)
 				free((char *)(uintptr_t)ev->addr);
 		}
 		free(s->q);
+		free(s->stack);
 	}
 	for (size_t i = 0; i < r->n_open; i++)
 		phase_free(r->open[i]);

@@ -59,6 +59,12 @@ enum ana_hist_kind {
  * -CM_E_LIMIT. Sites named per phase (ana_phase.sites). */
 #define ANA_MAX_OPEN_PHASES 1024
 #define ANA_PHASE_SITES 5
+/* Open phases whose sites are followed for their peak at once (the first
+ * ones to begin); the others report no sites (ana_phase.sites_tracked). */
+#define ANA_PHASE_TRACKED 16
+/* Most bytes of names of PHASE records waiting for a TICK; one more fails
+ * the replay with -CM_E_LIMIT. */
+#define ANA_MAX_QUEUED_NAME_BYTES (64u << 20)
 
 static inline unsigned ana_hist_bucket(uint64_t v)
 {
@@ -98,16 +104,17 @@ struct ana_site {
 	 * of the first bucket seen of each kind inline, the other buckets in
 	 * the profile's spill table. */
 	uint32_t hist_n[ANA_N_HIST]; /* count in bucket hist_b - 1 */
-	uint8_t hist_b[ANA_N_HIST];  /* bucket + 1, 0 = none yet */
 	uint32_t fit_k;              /* internal: ticks its least-squares sums
 				      * cover */
 	uint32_t realloc_calls;      /* allocation calls by realloc (saturating) */
 	uint32_t realloc_grow_calls; /* of those, growing a block (saturating) */
 	uint32_t early_leaked_blocks; /* leaked blocks born in the first 10% of
 				       * the run (after the replay; saturating) */
+	uint8_t hist_b[ANA_N_HIST];  /* bucket + 1, 0 = none yet */
+	double fit_t;                /* internal: the sum of those ticks' times */
 	uint64_t early_leaked_bytes;
 	/* During the replay the two below hold the site's least-squares sums
-	 * over the ticks (sum of k * live bytes, sum of live bytes). */
+	 * over the ticks (sum of tick time * live bytes, sum of live bytes). */
 	double growth_rate;          /* least-squares slope of its live bytes over
 				      * the ticks, bytes per second (after the
 				      * replay) */
@@ -290,6 +297,9 @@ struct ana_phase {
 	uint64_t peak_heap_bytes; /* largest live heap of the process inside it */
 	uint64_t peak_ns;         /* time of the tick that released that moment */
 	uint64_t rss_begin, rss_end, rss_peak;
+	bool sites_tracked;      /* its sites were followed (else n_sites 0):
+				  * at most ANA_PHASE_TRACKED phases at once,
+				  * within a budget of site entries */
 	size_t n_sites;          /* <= ANA_PHASE_SITES */
 	uint32_t site_nodes[ANA_PHASE_SITES]; /* the sites whose live bytes grew the
 					       * most from its begin to its peak */

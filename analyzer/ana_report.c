@@ -251,6 +251,8 @@ static int load_meta(sqlite3 *db, struct ana_report *rep)
 		M("unmatched_frees", unmatched_frees),
 		M("inconsistent", inconsistent),
 		M("unmatched_phase_ends", unmatched_phase_ends),
+		M("phases", total_phases),
+		M("markers", total_markers),
 #undef M
 	};
 	sqlite3_stmt *st = NULL;
@@ -317,11 +319,17 @@ static int load_meta(sqlite3 *db, struct ana_report *rep)
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
+/* A column's text, with control characters (from a traced program's phase
+ * or marker name) shown as '?'. Caller frees; NULL on ENOMEM. */
 static char *col_dup(sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
+	char *s = ana_strndup(t ? (const char *)t : "", t ? strlen((const char *)t) : 0);
 
-	return ana_strndup(t ? (const char *)t : "", t ? strlen((const char *)t) : 0);
+	for (char *c = s; c && *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return s;
 }
 
 /* A site with its stack (node_id, calls, bytes set by the caller). */
@@ -351,7 +359,7 @@ static int load_phases(struct loader *l, struct ana_report *rep)
 			       "SELECT id, coalesce(parent, 0), depth, stream, name, ended, begin_ns,"
 			       " end_ns, alloc_calls, alloc_bytes, left_blocks, left_bytes,"
 			       " heap_begin, heap_end, peak_heap_bytes, peak_ns, rss_begin, rss_end,"
-			       " rss_peak FROM phases ORDER BY id LIMIT 100000",
+			       " rss_peak FROM phases ORDER BY id LIMIT " STR(MAX_PHASES_LOADED),
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(l->db,
 			       "SELECT node_id, bytes FROM phase_sites WHERE phase_id = ?"
@@ -376,7 +384,9 @@ static int load_phases(struct loader *l, struct ana_report *rep)
 		memset(ph, 0, sizeof(*ph));
 		ph->id = (uint32_t)sqlite3_column_int64(st, 0);
 		ph->parent = (uint32_t)sqlite3_column_int64(st, 1);
-		ph->depth = (uint32_t)sqlite3_column_int64(st, 2);
+		/* A database is input: the depth indents text, keep it sane. */
+		sqlite3_int64 depth = sqlite3_column_int64(st, 2);
+		ph->depth = depth < 0 ? 0 : depth > 64 ? 64 : (uint32_t)depth;
 		ph->stream = (uint32_t)sqlite3_column_int64(st, 3);
 		ph->name = col_dup(st, 4);
 		ph->ended = sqlite3_column_int(st, 5) != 0;
@@ -401,7 +411,7 @@ static int load_phases(struct loader *l, struct ana_report *rep)
 			break;
 		}
 		sqlite3_bind_int64(ps, 1, ph->id);
-		while ((rc = sqlite3_step(ps)) == SQLITE_ROW && ph->n_sites < ANA_PHASE_SITES) {
+		while (ph->n_sites < ANA_PHASE_SITES && (rc = sqlite3_step(ps)) == SQLITE_ROW) {
 			if (!ph->sites) {
 				ph->sites = calloc(ANA_PHASE_SITES, sizeof(*ph->sites));
 				if (!ph->sites) {
@@ -419,6 +429,10 @@ static int load_phases(struct loader *l, struct ana_report *rep)
 		sqlite3_reset(ps);
 		if (rc < 0)
 			break;
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE && ph->n_sites < ANA_PHASE_SITES) {
+			rc = -CM_E_SQLITE;
+			break;
+		}
 		rc = SQLITE_ROW;
 	}
 	sqlite3_finalize(st);
@@ -436,7 +450,7 @@ static int load_markers(struct loader *l, struct ana_report *rep)
 
 	if (sqlite3_prepare_v2(l->db,
 			       "SELECT id, stream, name, seq, time_ns, heap_bytes, rss_bytes"
-			       " FROM markers ORDER BY seq LIMIT 100000",
+			       " FROM markers ORDER BY seq LIMIT " STR(MAX_PHASES_LOADED),
 			       -1, &st, NULL) != SQLITE_OK)
 		return -CM_E_SQLITE;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -676,7 +690,7 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 				 " realloc calls; %s requested in all, the largest blocks under %s):"
 				 " reserve the final size up front, or grow geometrically",
 				 w, grow, rcalls, ana_human_size(sz, sizeof(sz), bytes),
-				 ana_human_size(sz2, sizeof(sz2), top_hi + 1));
+				 ana_human_size(sz2, sizeof(sz2), top_hi == UINT64_MAX ? top_hi : top_hi + 1));
 	}
 	sqlite3_finalize(st);
 	st = NULL;
@@ -1053,7 +1067,9 @@ static const char *signed_size(char *buf, size_t cap, double v)
 {
 	char h[32];
 
-	ana_human_size(h, sizeof(h), (uint64_t)(v < 0 ? -v : v));
+	double a = v < 0 ? -v : v;
+
+	ana_human_size(h, sizeof(h), a < 1.8e19 ? (uint64_t)a : UINT64_MAX);
 	snprintf(buf, cap, "%c%s", v < 0 ? '-' : '+', h);
 	return buf;
 }
@@ -1119,10 +1135,12 @@ void ana_report_print_phases(const struct ana_report *rep, FILE *f)
 	for (size_t i = 0; i < rep->n_phases; i++) {
 		const struct ana_report_phase *ph = &rep->phases[i];
 		double drss = mib(ph->rss_end) - mib(ph->rss_begin);
-		fprintf(f, "%*s%s  %.2f s  %s allocs  peak heap %.1f MiB  RSS %.1f \xe2\x86\x92 %.1f MiB"
+		char pk[32];
+		fprintf(f, "%*s%s  %.2f s  %s allocs  peak heap %s  RSS %.1f \xe2\x86\x92 %.1f MiB"
 			   " (\xce\x94%+.1f, peak %.1f)%s\n",
 			(int)(2 * ph->depth), "", ph->name, (double)(ph->end_ns - ph->begin_ns) / 1e9,
-			commas(c1, sizeof(c1), ph->alloc_calls), mib(ph->peak_heap_bytes),
+			commas(c1, sizeof(c1), ph->alloc_calls),
+			ana_human_size(pk, sizeof(pk), ph->peak_heap_bytes),
 			mib(ph->rss_begin), mib(ph->rss_end), drss, mib(ph->rss_peak),
 			ph->ended ? "" : "  (not ended)");
 		fprintf(f, "%*s  allocated %s, left behind %s in %" PRIu64 " blocks\n",
@@ -1181,9 +1199,9 @@ void ana_report_print_text(const struct ana_report *rep, FILE *f)
 		fprintf(f, "unmatched frees:       %" PRIu64
 			   " (memory allocated before recording started)\n",
 			rep->unmatched_frees);
-	if (rep->n_phases || rep->n_markers)
-		fprintf(f, "phases, markers:       %zu, %zu (memana report --phases)\n",
-			rep->n_phases, rep->n_markers);
+	if (rep->total_phases || rep->total_markers)
+		fprintf(f, "phases, markers:       %" PRIu64 ", %" PRIu64 " (memana report --phases)\n",
+			rep->total_phases, rep->total_markers);
 	print_growth(rep, f);
 	print_insights(rep, f);
 
@@ -1356,6 +1374,11 @@ void ana_report_json_extras(const struct ana_report *rep, FILE *f)
 
 static void csv_str(FILE *f, const char *s)
 {
+	/* A spreadsheet evaluates a cell starting with one of these as a
+	 * formula: a name from the traced program must stay text. */
+	if (strchr("=+-@\t\r", s[0]) && s[0]) {
+		fputc('\'', f);
+	}
 	if (!strpbrk(s, ",\"\r\n")) {
 		fputs(s, f);
 		return;

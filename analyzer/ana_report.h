@@ -98,6 +98,8 @@ struct ana_report {
 	struct ana_report_marker *markers; /* owned, in order */
 	size_t n_markers;
 	uint64_t unmatched_phase_ends;
+	uint64_t total_phases, total_markers; /* in the trace (phases/markers
+					       * hold at most the first 100000) */
 	struct ana_growth growth;
 	/* with growth.growing: sites by live-bytes slope (site.bytes = bytes
 	 * per second, rounded); with growth.spiking: sites by bytes at the peak

@@ -98,44 +98,51 @@ void rec_bootstrap(void)
 
 #define THREAD_HEAD_BYTES ((sizeof(struct rec_thread) + 4095) & ~(size_t)4095)
 
-/* Rounds of waiting for the writer to retire an exited thread's slot, and
- * the wait of each: at most 2 ms at a thread's first allocation. */
-#define CLAIM_WAIT_ROUNDS 8
-#define CLAIM_WAIT_NS 250000u
+/* Writer rounds a thread's first allocation waits for, at most, for the
+ * slot of an exited thread to be retired, and the longest wait of one. */
+#define CLAIM_WAIT_ROUNDS 2
+#define CLAIM_WAIT_NS 2000000u
 
-/* A free slot, claimed; NULL when none. *n_exiting counts the slots whose
- * owner is exiting (the writer frees them once drained and gone). */
-static struct rec_thread *claim_free(unsigned *n_exiting)
+/* A free slot, claimed; NULL when none. *n_dead counts the slots whose
+ * owner ran its exit path and is gone (the writer frees those once
+ * drained): an owner still alive (in later TSD destructors, or a main
+ * thread that called pthread_exit()) is not worth waiting for. */
+static struct rec_thread *claim_free(unsigned *n_dead)
 {
-	*n_exiting = 0;
+	*n_dead = 0;
 	for (struct rec_thread *t = atomic_load(&g_rec.threads); t; t = t->next) {
 		uint32_t expect = REC_THR_FREE;
 		uint32_t st = atomic_load_explicit(&t->status, memory_order_relaxed);
 		if (st == REC_THR_FREE &&
 		    atomic_compare_exchange_strong(&t->status, &expect, REC_THR_OWNED))
 			return t;
-		if (st == REC_THR_EXITING)
-			(*n_exiting)++;
+		if (st == REC_THR_EXITING) {
+			uint32_t tid = __atomic_load_n(&t->tid, __ATOMIC_RELAXED);
+			if (tid && !rec_prim_thread_alive(tid))
+				(*n_dead)++;
+		}
 	}
 	return NULL;
 }
 
 /* Claim a free slot or map a new one. Returns NULL when out of memory.
- * When no slot is free but some owners are exiting (a wave of short-lived
- * threads: the next wave starts before the writer's round retires the
- * last one's slots), the writer is woken and given a little time first:
- * else every wave maps new slots and resident memory grows with the
- * number of threads the program ever ran (tests/e2e/1102-threads-1000.sh). */
+ * When no slot is free but some belong to threads that are gone (a wave of
+ * short-lived threads: the next wave starts before the writer's round
+ * retires the last one's slots), the writer is woken and one or two of its
+ * rounds awaited first: else every wave maps new slots and resident memory
+ * grows with the number of threads the program ever ran
+ * (tests/e2e/1102-threads-1000.sh). */
 static struct rec_thread *thread_claim(void)
 {
 	struct rec_thread *t;
-	unsigned n_exiting;
+	unsigned n_dead;
 
-	t = claim_free(&n_exiting);
-	for (int i = 0; !t && n_exiting && i < CLAIM_WAIT_ROUNDS; i++) {
+	t = claim_free(&n_dead);
+	for (int i = 0; !t && n_dead && i < CLAIM_WAIT_ROUNDS; i++) {
+		uint32_t round = atomic_load(&g_rec.round_word);
 		rec_writer_kick();
-		rec_prim_sleep_ns(CLAIM_WAIT_NS);
-		t = claim_free(&n_exiting);
+		rec_prim_futex_wait((uint32_t *)&g_rec.round_word, round, CLAIM_WAIT_NS);
+		t = claim_free(&n_dead);
 	}
 	if (t)
 		goto claimed;

@@ -35,7 +35,7 @@ is "$(jget r.json "d['markers'][0]['time_ms'] >= [p for p in d['phases'] if p['n
 
 "$MEMANA" report --phases t.zst >p.txt 2>p.err
 is "$?" 0 "memana report --phases exits 0"
-like "$(grep '^parse ' p.txt)" '^parse  [0-9]+\.[0-9]{2} s  1,000 allocs  peak heap 0\.1 MiB  RSS [0-9.]+ → [0-9.]+ MiB \(Δ[+-][0-9.]+, peak [0-9.]+\)$' \
+like "$(grep '^parse ' p.txt)" '^parse  [0-9]+\.[0-9]{2} s  1,000 allocs  peak heap 62\.50 KiB  RSS [0-9.]+ → [0-9.]+ MiB \(Δ[+-][0-9.]+, peak [0-9.]+\)$' \
 	"one line per phase: duration, allocs, peak heap, RSS start → end (Δ, peak)"
 like "$(grep -A1 '^parse ' p.txt | tail -n 1)" 'allocated 62\.50 KiB, left behind 6\.25 KiB in 100 blocks' "parse: what it left behind"
 like "$(cat p.txt)" '^  serve/warmup  ' "nested phase indented"

@@ -93,6 +93,14 @@ static __attribute__((unused)) void tb_module(struct tb *b, int s, uint64_t seq,
 	b->clen[s] += (size_t)n;
 }
 
+static __attribute__((unused)) void tb_phase(struct tb *b, int s, uint64_t seq, enum tf_phase_op op,
+				     const char *name)
+{
+	assert_true(b->clen[s] + TF_MAX_PHASE_BYTES <= TB_CHUNK_CAP);
+	b->clen[s] += tf_enc_phase(b->chunk[s] + b->clen[s], &b->st[s], seq, op, name,
+				   name ? strlen(name) : 0);
+}
+
 /* Write stream s's pending records as one CHUNK. */
 static __attribute__((unused)) void tb_flush(struct tb *b, int s)
 {

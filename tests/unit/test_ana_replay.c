@@ -823,6 +823,142 @@ static void test_site_hist_spill(void **state)
 	tb_free_all(b);
 }
 
+/* Phases: two threads, nested phases, a block born in a child phase and
+ * freed after the child closed (its parent's "left behind"), a block born
+ * before a phase freed inside it (nobody's), a marker, an unmatched end. */
+struct phases_seen {
+	int n;
+	struct ana_phase ph[8];
+	char names[8][16];
+	int n_marks;
+	uint64_t mark_heap;
+};
+
+static int on_phase_cb(void *ctx, const struct ana_phase *ph)
+{
+	struct phases_seen *s = ctx;
+
+	if (s->n < 8) {
+		s->ph[s->n] = *ph;
+		snprintf(s->names[s->n], sizeof(s->names[0]), "%.*s", (int)ph->name_len, ph->name);
+		s->ph[s->n].name = s->names[s->n];
+	}
+	s->n++;
+	return 0;
+}
+
+static int on_marker_cb(void *ctx, const struct ana_marker *m)
+{
+	struct phases_seen *s = ctx;
+
+	s->n_marks++;
+	s->mark_heap = m->heap_bytes;
+	return 0;
+}
+
+static const struct ana_phase *phase_named(struct phases_seen *s, const char *name)
+{
+	for (int i = 0; i < s->n && i < 8; i++)
+		if (!strcmp(s->names[i], name))
+			return &s->ph[i];
+	fail_msg("no phase %s", name);
+	return NULL;
+}
+
+static void test_phases(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+	struct phases_seen seen = { 0 };
+	struct ana_replay_opts o = { .on_phase = on_phase_cb, .on_marker = on_marker_cb,
+				     .phase_ctx = &seen };
+	struct ana_profile *p = NULL;
+	char err[256] = "";
+
+	tb_thread(b, 0, 1, 100);
+	tb_thread(b, 1, 2, 101);
+	tb_node(b, 0, 1, 0, 0x400100);
+	tb_alloc(b, 0, 3, TF_KIND_MALLOC, 1, 1000, 0x10000);  /* before any phase */
+	tb_phase(b, 0, 4, TF_PHASE_BEGIN, "outer");
+	tb_alloc(b, 0, 5, TF_KIND_MALLOC, 1, 100, 0x20000);   /* outer: left behind */
+	tb_phase(b, 0, 6, TF_PHASE_BEGIN, "inner");
+	tb_alloc(b, 0, 7, TF_KIND_MALLOC, 1, 10, 0x30000);    /* inner, freed in outer */
+	tb_alloc(b, 0, 8, TF_KIND_MALLOC, 1, 20, 0x40000);    /* inner, freed in inner */
+	tb_free(b, 0, 9, TF_KIND_FREE, 0x40000);
+	tb_free(b, 0, 10, TF_KIND_FREE, 0x10000);             /* born before: nobody's */
+	tb_phase(b, 0, 11, TF_PHASE_END, NULL);               /* inner */
+	tb_phase(b, 1, 12, TF_PHASE_BEGIN, "other");          /* thread 1, not nested */
+	tb_alloc(b, 1, 13, TF_KIND_MALLOC, 1, 5000, 0x50000); /* other: heap peak */
+	tb_free(b, 1, 14, TF_KIND_FREE, 0x50000);
+	tb_phase(b, 1, 15, TF_PHASE_END, NULL);
+	tb_phase(b, 1, 16, TF_PHASE_END, NULL);               /* unmatched */
+	tb_free(b, 0, 17, TF_KIND_FREE, 0x30000);
+	tb_phase(b, 0, 18, TF_PHASE_MARK, "m");
+	tb_phase(b, 0, 19, TF_PHASE_END, NULL);               /* outer */
+	tb_flush(b, 0);
+	tb_flush(b, 1);
+	tb_end(b, 1000, 9);
+	tb_finish(b);
+	if (ana_replay_mem(b->file, b->file_len, "mem", &o, &p, err, sizeof(err)) < 0)
+		fail_msg("replay: %s", err);
+	assert_int_equal(seen.n, 3);
+	const struct ana_phase *in = phase_named(&seen, "inner");
+	assert_int_equal(in->alloc_calls, 2);
+	assert_int_equal(in->alloc_bytes, 30);
+	assert_int_equal(in->left_blocks, 1);
+	assert_int_equal(in->left_bytes, 10);
+	assert_int_equal(in->depth, 1);
+	assert_int_equal(in->heap_begin, 1100);
+	assert_int_equal(in->peak_heap_bytes, 1130);
+	assert_int_equal(in->n_sites, 1);
+	assert_int_equal(in->site_growth[0], 30);
+	const struct ana_phase *out = phase_named(&seen, "outer");
+	assert_int_equal(out->alloc_calls, 3);
+	assert_int_equal(out->alloc_bytes, 130);
+	assert_int_equal(out->left_blocks, 1); /* the 100; inner's 10 freed in outer */
+	assert_int_equal(out->left_bytes, 100);
+	assert_int_equal(out->peak_heap_bytes, 5110); /* other's block, on thread 1 */
+	assert_int_equal(out->parent, 0);
+	assert_int_equal(in->parent, out->id);
+	assert_true(out->ended && in->ended);
+	const struct ana_phase *oth = phase_named(&seen, "other");
+	assert_int_equal(oth->alloc_calls, 1);
+	assert_int_equal(oth->left_bytes, 0);
+	assert_int_equal(oth->peak_heap_bytes, 5110);
+	assert_int_equal(oth->depth, 0);
+	assert_int_equal(seen.n_marks, 1);
+	assert_int_equal(seen.mark_heap, 100);
+	assert_int_equal(p->totals.unmatched_phase_ends, 1);
+	ana_profile_free(p);
+	tb_free_all(b);
+}
+
+/* More open phases than the limit: a clear error, every name freed once
+ * (ASan), nothing else. */
+static void test_phase_limit(void **state)
+{
+	(void)state;
+	struct tb *b = tb_new();
+	struct ana_profile *p = NULL;
+	char err[256] = "";
+	uint64_t seq = 2;
+
+	tb_thread(b, 0, 1, 100);
+	for (int i = 0; i < ANA_MAX_OPEN_PHASES + 1; i++) {
+		tb_phase(b, 0, seq++, TF_PHASE_BEGIN, "p");
+		if (i % 200 == 199)
+			tb_flush(b, 0);
+	}
+	tb_flush(b, 0);
+	tb_end(b, 1000, 0);
+	tb_finish(b);
+	assert_int_equal(ana_replay_mem(b->file, b->file_len, "mem", NULL, &p, err, sizeof(err)),
+			 -CM_E_LIMIT);
+	assert_non_null(strstr(err, "more than 1024 open phases"));
+	assert_null(p);
+	tb_free_all(b);
+}
+
 static void test_util(void **state)
 {
 	(void)state;
@@ -873,6 +1009,8 @@ int main(void)
 		cmocka_unit_test(test_report_subset),
 		cmocka_unit_test(test_histograms),
 		cmocka_unit_test(test_site_hist_spill),
+		cmocka_unit_test(test_phases),
+		cmocka_unit_test(test_phase_limit),
 		cmocka_unit_test(test_util),
 	};
 
