@@ -320,7 +320,12 @@ struct loader {
 	/* nodes */
 	uint32_t *ids, *parents, *addrs; /* trie id, parent trie id, address id */
 	size_t n_nodes;
-	struct ana_map32 node_idx;       /* trie id + 1 -> index */
+	/* trie id -> index + 1: dense[id] while the ids stay below 2 x nodes +
+	 * 64 Ki (a recorder's ids are 1, 2, 3...), node_idx (id + 1 -> index)
+	 * for the others */
+	uint32_t *dense;
+	size_t dense_cap;
+	struct ana_map32 node_idx;
 	uint32_t *memo;                  /* index -> tree node, ANA_FT_NONE unset */
 	/* address id + 1 -> first aframe + 1; frames of an address are
 	 * consecutive, innermost (depth 0) first, n_af[first] of them */
@@ -342,6 +347,39 @@ static int load_fail(struct loader *l, int rc, const char *what)
 			snprintf(l->errmsg, l->cap, "'%s': %s", l->name, what);
 	}
 	return rc;
+}
+
+/* Remember that trie id is at index idx. Returns 0 or -ENOMEM. */
+static int node_put(struct loader *l, uint32_t id, uint32_t idx)
+{
+	if ((size_t)id < 2 * (l->n_nodes + 1) + 65536) {
+		if (id >= l->dense_cap) {
+			size_t cap = l->dense_cap ? l->dense_cap : 65536;
+			while (cap <= id)
+				cap *= 2;
+			uint32_t *nd = realloc(l->dense, cap * sizeof(*nd));
+			if (!nd)
+				return -ENOMEM;
+			memset(nd + l->dense_cap, 0, (cap - l->dense_cap) * sizeof(*nd));
+			l->dense = nd;
+			l->dense_cap = cap;
+		}
+		if (!l->dense[id]) {
+			l->dense[id] = idx + 1;
+			return 0;
+		}
+	}
+	return ana_map32_put(&l->node_idx, id + 1, idx);
+}
+
+/* The index of trie id: 1 and *idx set, or 0. */
+static inline int node_get(const struct loader *l, uint32_t id, uint32_t *idx)
+{
+	if (id < l->dense_cap && l->dense[id]) {
+		*idx = l->dense[id] - 1;
+		return 1;
+	}
+	return ana_map32_get(&l->node_idx, id + 1, idx);
 }
 
 static int grow_u32(uint32_t **p, size_t need, size_t *cap)
@@ -381,7 +419,7 @@ static int load_nodes(struct loader *l)
 		if (grow_u32(&l->ids, l->n_nodes + 1, &c1) < 0 ||
 		    grow_u32(&l->parents, l->n_nodes + 1, &c2) < 0 ||
 		    grow_u32(&l->addrs, l->n_nodes + 1, &c3) < 0 ||
-		    ana_map32_put(&l->node_idx, (uint32_t)id + 1, (uint32_t)l->n_nodes) < 0) {
+		    node_put(l, (uint32_t)id, (uint32_t)l->n_nodes) < 0) {
 			sqlite3_finalize(st);
 			return load_fail(l, -ENOMEM, NULL);
 		}
@@ -501,7 +539,7 @@ static int path_node(struct loader *l, size_t idx, uint32_t *out)
 		uint32_t parent = l->parents[i];
 		if (!parent)
 			break;
-		if (!ana_map32_get(&l->node_idx, parent + 1, &pidx))
+		if (!node_get(l, parent, &pidx))
 			return load_fail(l, -CM_E_CORRUPT, "a stack node's parent is missing");
 		i = pidx;
 	}
@@ -534,7 +572,7 @@ static int site_node(struct loader *l, size_t idx, uint32_t *out)
 			/* Keep frames [k, n) of this node under its parent's path. */
 			uint32_t at = 0;
 			if (l->parents[i]) {
-				if (!ana_map32_get(&l->node_idx, l->parents[i] + 1, &pidx))
+				if (!node_get(l, l->parents[i], &pidx))
 					return load_fail(l, -CM_E_CORRUPT,
 							 "a stack node's parent is missing");
 				CM_TRY(path_node(l, pidx, &at));
@@ -545,7 +583,7 @@ static int site_node(struct loader *l, size_t idx, uint32_t *out)
 			return 0;
 		}
 		/* Every frame of this node is operator new: skip it. */
-		if (!l->parents[i] || !ana_map32_get(&l->node_idx, l->parents[i] + 1, &pidx))
+		if (!l->parents[i] || !node_get(l, l->parents[i], &pidx))
 			break;
 		i = pidx;
 	}
@@ -567,7 +605,7 @@ static int load_sites(struct loader *l, int side)
 		sqlite3_int64 id = sqlite3_column_int64(st, 0);
 		uint32_t idx, at;
 
-		if (id < 0 || id >= UINT32_MAX || !ana_map32_get(&l->node_idx, (uint32_t)id + 1, &idx)) {
+		if (id < 0 || id >= UINT32_MAX || !node_get(l, (uint32_t)id, &idx)) {
 			sqlite3_finalize(st);
 			return load_fail(l, -CM_E_CORRUPT, "a call site names no stack node");
 		}
@@ -618,6 +656,7 @@ int ana_ftree_add_db(struct ana_ftree *t, struct ana_db *db, int side, const cha
 	free(l.af);
 	free(l.n_af);
 	ana_map32_release(&l.node_idx);
+	free(l.dense);
 	ana_map32_release(&l.addr_first);
 	return rc;
 }

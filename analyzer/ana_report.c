@@ -307,6 +307,7 @@ static int load_meta(sqlite3 *db, struct ana_report *rep)
 #define MAX_PHASES_LOADED 100000 /* phases a report reads (the first ones) */
 #define N_GROWTH_SITES 5
 #define N_INSIGHT_GROUPS 5       /* leak groups shown */
+#define LEAK_SITES_GROUPED 10000 /* leaking sites grouped for them */
 
 /* Insight thresholds (docs/usage.md "Insights"). */
 #define INS_TEMP_MIN_CALLS 1000      /* temporary allocations at one site */
@@ -621,6 +622,116 @@ static int insight_cmp(const void *a, const void *b)
 	return x->site.node_id < y->site.node_id ? -1 : x->site.node_id > y->site.node_id;
 }
 
+/* A leaking site and the function that allocated its blocks. */
+struct leak_site {
+	char *function;
+	uint64_t node, blocks, bytes;
+};
+
+static int leak_fn_cmp(const void *a, const void *b)
+{
+	const struct leak_site *x = a, *y = b;
+	int c = strcmp(x->function, y->function);
+
+	return c ? c : (x->node < y->node ? -1 : x->node > y->node);
+}
+
+/* The leak insights: the largest LEAK_SITES_GROUPED leaking sites grouped
+ * by the innermost function of their stacks, the N_INSIGHT_GROUPS largest
+ * groups. *cap is the insights array's capacity. Returns 0 or < 0. */
+static int leak_groups(struct loader *l, struct ana_report *rep, size_t *cap)
+{
+	struct leak_site *ls = NULL;
+	size_t n = 0, ls_cap = 0;
+	sqlite3_stmt *st = NULL;
+	char w[512], sz[64];
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(l->db,
+			       "SELECT node_id, leaked_blocks, leaked_bytes FROM sites"
+			       " WHERE leaked_blocks > 0 ORDER BY leaked_bytes DESC, node_id"
+			       " LIMIT " STR(LEAK_SITES_GROUPED),
+			       -1, &st, NULL) != SQLITE_OK)
+		return -CM_E_SQLITE;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		struct ana_report_site tmp;
+		if (n == ls_cap) {
+			size_t nc = ls_cap ? ls_cap * 2 : 64;
+			void *nl = realloc(ls, nc * sizeof(*ls));
+			if (!nl) {
+				rc = -ENOMEM;
+				break;
+			}
+			ls = nl;
+			ls_cap = nc;
+		}
+		struct leak_site *e = &ls[n];
+		e->node = (uint64_t)sqlite3_column_int64(st, 0);
+		e->blocks = (uint64_t)sqlite3_column_int64(st, 1);
+		e->bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		if ((rc = site_with_stack(l, &tmp, e->node, 0, 0)) < 0)
+			break;
+		const char *fn = tmp.n_frames ? tmp.frames[0].function : "[no backtrace]";
+		e->function = ana_strndup(fn, strlen(fn));
+		free_site(&tmp);
+		if (!e->function) {
+			rc = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc == 0 && n)
+		qsort(ls, n, sizeof(*ls), leak_fn_cmp);
+	/* Runs of one function: sum them, keep the N largest (by bytes, then
+	 * name; the run's smallest node id stands for it, as its first). */
+	struct leak_site best[N_INSIGHT_GROUPS];
+	uint64_t best_paths[N_INSIGHT_GROUPS];
+	size_t n_best = 0;
+	for (size_t a = 0; rc == 0 && a < n;) {
+		struct leak_site g = ls[a];
+		size_t b = a + 1;
+		for (; b < n && !strcmp(ls[b].function, g.function); b++) {
+			g.blocks += ls[b].blocks;
+			g.bytes += ls[b].bytes;
+		}
+		uint64_t paths = b - a;
+		size_t k = n_best;
+		if (k == N_INSIGHT_GROUPS && g.bytes <= best[k - 1].bytes) {
+			a = b;
+			continue;
+		}
+		if (k == N_INSIGHT_GROUPS)
+			k--;
+		else
+			n_best++;
+		while (k > 0 && best[k - 1].bytes < g.bytes) {
+			best[k] = best[k - 1];
+			best_paths[k] = best_paths[k - 1];
+			k--;
+		}
+		best[k] = g;
+		best_paths[k] = paths;
+		a = b;
+	}
+	for (size_t k = 0; rc == 0 && k < n_best; k++) {
+		const struct leak_site *g = &best[k];
+		if ((rc = site_where(l, g->node, w, sizeof(w))) < 0)
+			break;
+		rc = add_insight(l, rep, cap, "leak", g->node, g->blocks, g->bytes,
+				 "%s leaks %s in %" PRIu64 " block%s, from %" PRIu64
+				 " call path%s: free %s (memana report lists each path"
+				 " under MOST MEMORY LEAKED)",
+				 w, ana_human_size(sz, sizeof(sz), g->bytes), g->blocks,
+				 g->blocks == 1 ? "" : "s", best_paths[k], best_paths[k] == 1 ? "" : "s",
+				 g->blocks == 1 ? "it" : "them");
+	}
+	for (size_t i = 0; i < n; i++)
+		free(ls[i].function);
+	free(ls);
+	return rc;
+}
+
 static int load_insights(struct loader *l, struct ana_report *rep)
 {
 	sqlite3_stmt *st = NULL, *hs = NULL;
@@ -755,34 +866,11 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 		if (rc < 0)
 			goto out;
 	}
-	/* 5. Leaks grouped by the function that allocated them. */
-	if (rep->complete && rep->leaked_bytes) {
-		if (sqlite3_prepare_v2(l->db,
-				       "SELECT min(s.node_id), count(*), sum(s.leaked_blocks),"
-				       " sum(s.leaked_bytes), c.function FROM sites s JOIN call_sites c"
-				       " USING (node_id) WHERE s.leaked_blocks > 0 GROUP BY c.function"
-				       " ORDER BY sum(s.leaked_bytes) DESC, c.function"
-				       " LIMIT " STR(N_INSIGHT_GROUPS),
-				       -1, &st, NULL) != SQLITE_OK)
-			goto sql;
-		while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-			uint64_t node = (uint64_t)sqlite3_column_int64(st, 0);
-			uint64_t paths = (uint64_t)sqlite3_column_int64(st, 1);
-			uint64_t blocks = (uint64_t)sqlite3_column_int64(st, 2);
-			uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 3);
-			if ((rc = site_where(l, node, w, sizeof(w))) < 0)
-				break;
-			rc = add_insight(l, rep, &cap, "leak", node, blocks, bytes,
-					 "%s leaks %s in %" PRIu64 " block%s, from %" PRIu64
-					 " call path%s: free %s (memana report lists each path"
-					 " under MOST MEMORY LEAKED)",
-					 w, ana_human_size(sz, sizeof(sz), bytes), blocks,
-					 blocks == 1 ? "" : "s", paths, paths == 1 ? "" : "s",
-					 blocks == 1 ? "it" : "them");
-		}
-		sqlite3_finalize(st);
-		st = NULL;
-	}
+	/* 5. Leaks grouped by the function that allocated them (the largest
+	 * leaking sites only, grouped here: the call_sites view walks every
+	 * site's stack, too slow on a database of millions). */
+	if (rep->complete && rep->leaked_bytes)
+		rc = leak_groups(l, rep, &cap);
 	goto out;
 sql:
 	rc = -CM_E_SQLITE;
