@@ -1,5 +1,6 @@
 /* Memory over time (see ana_growth.h). */
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -153,30 +154,35 @@ out:
 	return rc;
 }
 
-static int put_bind(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
-}
-
-static int put_int(sqlite3_stmt *st, const char *key, uint64_t v)
-{
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)v);
-	return put_bind(st);
-}
-
-static int put_real(sqlite3_stmt *st, const char *key, double v)
-{
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (isfinite(v))
-		sqlite3_bind_double(st, 2, v);
-	else
-		sqlite3_bind_null(st, 2);
-	return put_bind(st);
-}
+/* The meta keys of the figures (verdict apart), where they live in struct
+ * ana_growth and how they are stored. */
+enum fig_type { FIG_U64, FIG_BOOL, FIG_REAL, FIG_REAL_PER_MARKER };
+static const struct {
+	const char *key;
+	size_t off;
+	enum fig_type type;
+} figs[] = {
+#define F(k, f, t) { k, offsetof(struct ana_growth, f), t }
+	F("growth_window_start_ns", window_start_ns, FIG_U64),
+	F("growth_window_end_ns", window_end_ns, FIG_U64),
+	F("growth_points", n_points, FIG_U64),
+	F("heap_growth_bytes_per_s", heap_rate, FIG_REAL),
+	F("heap_growth_r2", heap_r2, FIG_REAL),
+	F("rss_growth_bytes_per_s", rss_rate, FIG_REAL),
+	F("rss_growth_r2", rss_r2, FIG_REAL),
+	/* NULL with fewer than two markers (has_per_marker) */
+	F("heap_growth_per_marker", heap_per_marker, FIG_REAL_PER_MARKER),
+	F("rss_growth_per_marker", rss_per_marker, FIG_REAL_PER_MARKER),
+	F("heap_baseline_bytes", baseline_heap, FIG_U64),
+	F("heap_spike_bytes", spike_bytes, FIG_U64),
+	F("growth_growing", growing, FIG_BOOL),
+	F("growth_spiking", spiking, FIG_BOOL),
+	/* read back only: written by ana_db_store() */
+	F("markers", n_markers, FIG_U64),
+	F("peak_heap_bytes", peak_heap, FIG_U64),
+#undef F
+};
+#define N_STORED_FIGS (sizeof(figs) / sizeof(figs[0]) - 2)
 
 int ana_growth_store(sqlite3 *db, const struct ana_growth *g)
 {
@@ -186,35 +192,38 @@ int ana_growth_store(sqlite3 *db, const struct ana_growth *g)
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES(?,?)", -1, &st, NULL) !=
 	    SQLITE_OK)
 		return -CM_E_SQLITE;
-	sqlite3_bind_text(st, 1, "growth_verdict", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, g->verdict, -1, SQLITE_STATIC);
-	rc = put_bind(st);
-	if (rc == 0)
-		rc = put_int(st, "growth_window_start_ns", g->window_start_ns);
-	if (rc == 0)
-		rc = put_int(st, "growth_window_end_ns", g->window_end_ns);
-	if (rc == 0)
-		rc = put_int(st, "growth_points", g->n_points);
-	if (rc == 0)
-		rc = put_real(st, "heap_growth_bytes_per_s", g->heap_rate);
-	if (rc == 0)
-		rc = put_real(st, "heap_growth_r2", g->heap_r2);
-	if (rc == 0)
-		rc = put_real(st, "rss_growth_bytes_per_s", g->rss_rate);
-	if (rc == 0)
-		rc = put_real(st, "rss_growth_r2", g->rss_r2);
-	if (rc == 0)
-		rc = put_real(st, "heap_growth_per_marker", g->has_per_marker ? g->heap_per_marker : NAN);
-	if (rc == 0)
-		rc = put_real(st, "rss_growth_per_marker", g->has_per_marker ? g->rss_per_marker : NAN);
-	if (rc == 0)
-		rc = put_int(st, "heap_baseline_bytes", g->baseline_heap);
-	if (rc == 0)
-		rc = put_int(st, "heap_spike_bytes", g->spike_bytes);
-	if (rc == 0)
-		rc = put_int(st, "growth_growing", g->growing);
-	if (rc == 0)
-		rc = put_int(st, "growth_spiking", g->spiking);
+	for (size_t i = 0; rc == 0 && i <= N_STORED_FIGS; i++) {
+		const char *p = (const char *)g + (i ? figs[i - 1].off : 0);
+		if (i == 0) {
+			sqlite3_bind_text(st, 1, "growth_verdict", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, g->verdict, -1, SQLITE_STATIC);
+		} else {
+			sqlite3_bind_text(st, 1, figs[i - 1].key, -1, SQLITE_STATIC);
+			switch (figs[i - 1].type) {
+			case FIG_U64:
+				sqlite3_bind_int64(st, 2, (sqlite3_int64) * (const uint64_t *)p);
+				break;
+			case FIG_BOOL:
+				sqlite3_bind_int(st, 2, *(const bool *)p);
+				break;
+			case FIG_REAL_PER_MARKER:
+				if (!g->has_per_marker) {
+					sqlite3_bind_null(st, 2);
+					break;
+				}
+				/* fall through */
+			case FIG_REAL:
+				if (isfinite(*(const double *)p))
+					sqlite3_bind_double(st, 2, *(const double *)p);
+				else
+					sqlite3_bind_null(st, 2);
+				break;
+			}
+		}
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = -CM_E_SQLITE;
+		sqlite3_reset(st);
+	}
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -226,18 +235,11 @@ int ana_growth_load(sqlite3 *db, struct ana_growth *g)
 
 	memset(g, 0, sizeof(*g));
 	g->verdict = verdicts[0];
-	if (sqlite3_prepare_v2(db,
-			       "SELECT key, value FROM meta WHERE key LIKE 'growth_%'"
-			       " OR key LIKE 'heap_%' OR key LIKE 'rss_growth%'"
-			       " OR key IN ('markers', 'peak_heap_bytes')",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT key, value FROM meta", -1, &st, NULL) != SQLITE_OK)
 		return -CM_E_SQLITE;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(st, 0);
 		const unsigned char *tv = sqlite3_column_text(st, 1);
-		double d = sqlite3_column_double(st, 1);
-		uint64_t u = (uint64_t)sqlite3_column_int64(st, 1);
-		bool null = sqlite3_column_type(st, 1) == SQLITE_NULL;
 
 		if (!k)
 			continue;
@@ -245,37 +247,27 @@ int ana_growth_load(sqlite3 *db, struct ana_growth *g)
 			for (size_t i = 0; i < sizeof(verdicts) / sizeof(verdicts[0]); i++)
 				if (!strcmp((const char *)tv, verdicts[i]))
 					g->verdict = verdicts[i];
-		} else if (!strcmp(k, "growth_window_start_ns")) {
-			g->window_start_ns = u;
-		} else if (!strcmp(k, "growth_window_end_ns")) {
-			g->window_end_ns = u;
-		} else if (!strcmp(k, "growth_points")) {
-			g->n_points = u;
-		} else if (!strcmp(k, "heap_growth_bytes_per_s")) {
-			g->heap_rate = d;
-		} else if (!strcmp(k, "heap_growth_r2")) {
-			g->heap_r2 = d;
-		} else if (!strcmp(k, "rss_growth_bytes_per_s")) {
-			g->rss_rate = d;
-		} else if (!strcmp(k, "rss_growth_r2")) {
-			g->rss_r2 = d;
-		} else if (!strcmp(k, "heap_growth_per_marker")) {
-			g->has_per_marker = !null;
-			g->heap_per_marker = d;
-		} else if (!strcmp(k, "rss_growth_per_marker")) {
-			g->rss_per_marker = d;
-		} else if (!strcmp(k, "heap_baseline_bytes")) {
-			g->baseline_heap = u;
-		} else if (!strcmp(k, "heap_spike_bytes")) {
-			g->spike_bytes = u;
-		} else if (!strcmp(k, "growth_growing")) {
-			g->growing = u != 0;
-		} else if (!strcmp(k, "growth_spiking")) {
-			g->spiking = u != 0;
-		} else if (!strcmp(k, "markers")) {
-			g->n_markers = u;
-		} else if (!strcmp(k, "peak_heap_bytes")) {
-			g->peak_heap = u;
+			continue;
+		}
+		for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {
+			if (strcmp(k, figs[i].key))
+				continue;
+			char *p = (char *)g + figs[i].off;
+			switch (figs[i].type) {
+			case FIG_U64:
+				*(uint64_t *)p = (uint64_t)sqlite3_column_int64(st, 1);
+				break;
+			case FIG_BOOL:
+				*(bool *)p = sqlite3_column_int64(st, 1) != 0;
+				break;
+			case FIG_REAL_PER_MARKER:
+				g->has_per_marker = sqlite3_column_type(st, 1) != SQLITE_NULL;
+				/* fall through */
+			case FIG_REAL:
+				*(double *)p = sqlite3_column_double(st, 1);
+				break;
+			}
+			break;
 		}
 	}
 	sqlite3_finalize(st);

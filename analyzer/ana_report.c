@@ -515,11 +515,15 @@ static int load_sites_sql(struct loader *l, const char *sql, size_t n,
 }
 
 /* Append one insight (text formatted here). Returns 0 or -ENOMEM. */
-static int add_insight(struct loader *l, struct ana_report *rep, size_t *cap, const char *kind,
-		       uint64_t node, uint64_t calls, uint64_t bytes, const char *fmt, ...)
-	__attribute__((format(printf, 8, 9)));
-static int add_insight(struct loader *l, struct ana_report *rep, size_t *cap, const char *kind,
-		       uint64_t node, uint64_t calls, uint64_t bytes, const char *fmt, ...)
+/* Append one insight about site (loaded, taken over here: freed on
+ * failure) with calls and bytes at stake, its text formatted here. Returns
+ * 0 or -ENOMEM. */
+static int add_insight(struct ana_report *rep, size_t *cap, const char *kind,
+		       struct ana_report_site *site, uint64_t calls, uint64_t bytes,
+		       const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static int add_insight(struct ana_report *rep, size_t *cap, const char *kind,
+		       struct ana_report_site *site, uint64_t calls, uint64_t bytes,
+		       const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -527,8 +531,10 @@ static int add_insight(struct loader *l, struct ana_report *rep, size_t *cap, co
 	if (rep->n_insights == *cap) {
 		size_t nc = *cap ? *cap * 2 : 8;
 		void *ni = realloc(rep->insights, nc * sizeof(*rep->insights));
-		if (!ni)
+		if (!ni) {
+			free_site(site);
 			return -ENOMEM;
+		}
 		rep->insights = ni;
 		*cap = nc;
 	}
@@ -541,13 +547,13 @@ static int add_insight(struct loader *l, struct ana_report *rep, size_t *cap, co
 	in->text = ana_strndup(buf, strlen(buf));
 	in->calls = calls;
 	in->bytes = bytes;
-	if (!in->text)
+	if (!in->text) {
+		free_site(site);
 		return -ENOMEM;
-	int rc = site_with_stack(l, &in->site, node, calls, bytes);
-	if (rc < 0) {
-		free(in->text);
-		return rc;
 	}
+	in->site = *site;
+	in->site.calls = calls;
+	in->site.bytes = bytes;
 	rep->n_insights++;
 	return 0;
 }
@@ -565,18 +571,17 @@ static const char *where(char *buf, size_t cap, const struct ana_report_site *s)
 	return buf;
 }
 
-/* "f at file:line" of the site at node into w (cap bytes). Returns 0 or
- * a negative code from reading its stack. */
-static int site_where(struct loader *l, uint64_t node, char *w, size_t cap)
+/* Load the site at node with its stack into *site (caller frees with
+ * free_site(), or hands it to add_insight()) and write "f at file:line"
+ * into w (cap bytes). Returns 0 or a negative code from reading it. */
+static int site_load(struct loader *l, uint64_t node, struct ana_report_site *site, char *w,
+		     size_t cap)
 {
-	struct ana_report_site tmp;
-	int rc = site_with_stack(l, &tmp, node, 0, 0);
+	int rc = site_with_stack(l, site, node, 0, 0);
 
-	if (rc < 0)
-		return rc;
-	where(w, cap, &tmp);
-	free_site(&tmp);
-	return 0;
+	if (rc == 0)
+		where(w, cap, site);
+	return rc;
 }
 
 /* The site's largest size bucket: its share of calls, and its bounds. */
@@ -716,9 +721,10 @@ static int leak_groups(struct loader *l, struct ana_report *rep, size_t *cap)
 	}
 	for (size_t k = 0; rc == 0 && k < n_best; k++) {
 		const struct leak_site *g = &best[k];
-		if ((rc = site_where(l, g->node, w, sizeof(w))) < 0)
+		struct ana_report_site site;
+		if ((rc = site_load(l, g->node, &site, w, sizeof(w))) < 0)
 			break;
-		rc = add_insight(l, rep, cap, "leak", g->node, g->blocks, g->bytes,
+		rc = add_insight(rep, cap, "leak", &site, g->blocks, g->bytes,
 				 "%s leaks %s in %" PRIu64 " block%s, from %" PRIu64
 				 " call path%s: free %s (memana report lists each path"
 				 " under MOST MEMORY LEAKED)",
@@ -761,9 +767,10 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 		double share = one_size(hs, node, calls, &lo, &hi);
 		if (share < INS_ONE_SIZE_SHARE || hi >= INS_SMALL_MAX)
 			continue;
-		if ((rc = site_where(l, node, w, sizeof(w))) < 0)
+		struct ana_report_site site;
+		if ((rc = site_load(l, node, &site, w, sizeof(w))) < 0)
 			break;
-		rc = add_insight(l, rep, &cap, "temporary", node, temp, tb,
+		rc = add_insight(rep, &cap, "temporary", &site, temp, tb,
 				 "%s makes %" PRIu64 " temporary allocations (%.0f%% of its %" PRIu64
 				 " calls), %.0f%% of its calls of %" PRIu64 "-%" PRIu64
 				 " bytes (%" PRIu64 " on average): reuse one buffer instead of"
@@ -787,16 +794,13 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 		uint64_t rcalls = (uint64_t)sqlite3_column_int64(st, 1);
 		uint64_t grow = (uint64_t)sqlite3_column_int64(st, 2);
 		uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 3);
-		struct ana_report_site tmp;
-		rc = site_with_stack(l, &tmp, node, 0, 0);
-		if (rc < 0)
+		struct ana_report_site site;
+		if ((rc = site_load(l, node, &site, w, sizeof(w))) < 0)
 			break;
-		where(w, sizeof(w), &tmp);
 		uint64_t top_hi = 0;
-		for (size_t i = 0; i < tmp.hist.n[ANA_HIST_SIZE]; i++)
-			top_hi = tmp.hist.b[ANA_HIST_SIZE][i].hi;
-		free_site(&tmp);
-		rc = add_insight(l, rep, &cap, "realloc", node, grow, bytes,
+		for (size_t i = 0; i < site.hist.n[ANA_HIST_SIZE]; i++)
+			top_hi = site.hist.b[ANA_HIST_SIZE][i].hi;
+		rc = add_insight(rep, &cap, "realloc", &site, grow, bytes,
 				 "%s grows blocks with realloc %" PRIu64 " times (of %" PRIu64
 				 " realloc calls; %s requested in all, the largest blocks under %s):"
 				 " reserve the final size up front, or grow geometrically",
@@ -822,11 +826,12 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 		double share = one_size(hs, node, calls, &lo, &hi);
 		if (share < INS_ONE_SIZE_SHARE || bytes / blocks > INS_POOL_MAX_SIZE)
 			continue;
-		if ((rc = site_where(l, node, w, sizeof(w))) < 0)
+		struct ana_report_site site;
+		if ((rc = site_load(l, node, &site, w, sizeof(w))) < 0)
 			break;
 		/* glibc's malloc spends 8 bytes of header per chunk and rounds
 		 * up to 16 (malloc(3) notes; the chunk layout of malloc.c). */
-		rc = add_insight(l, rep, &cap, "pool", node, blocks, bytes,
+		rc = add_insight(rep, &cap, "pool", &site, blocks, bytes,
 				 "%" PRIu64 " blocks from %s are live at the peak (%s), %.0f%% of its"
 				 " calls of %" PRIu64 "-%" PRIu64 " bytes (%" PRIu64
 				 " on average): a pool or arena of such blocks saves the"
@@ -851,9 +856,10 @@ static int load_insights(struct loader *l, struct ana_report *rep)
 			uint64_t node = (uint64_t)sqlite3_column_int64(st, 0);
 			uint64_t blocks = (uint64_t)sqlite3_column_int64(st, 1);
 			uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 2);
-			if ((rc = site_where(l, node, w, sizeof(w))) < 0)
+			struct ana_report_site site;
+			if ((rc = site_load(l, node, &site, w, sizeof(w))) < 0)
 				break;
-			rc = add_insight(l, rep, &cap, "early", node, blocks, bytes,
+			rc = add_insight(rep, &cap, "early", &site, blocks, bytes,
 					 "%s allocates %s in %" PRIu64 " block%s in the first 10%% of"
 					 " the run (by %.0f ms) that %s never freed: if it is not"
 					 " needed until exit, free it when its work is done",
