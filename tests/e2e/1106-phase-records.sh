@@ -90,24 +90,21 @@ is "$(grep -cE '^@[0-9]+ end ' ph.dump)" 1 "gt_phases: the trace is complete"
 
 # The header's mechanism in the build modes that matter (a weak symbol would
 # fail -no-pie -fno-pie): built here from the same source.
-if command -v cc >/dev/null; then
-	for mode in "-O0 -pie -fPIE" "-O2 -pie -fPIE" "-O0 -no-pie -fno-pie" "-O2 -no-pie -fno-pie"; do
-		rm -f hp hp.zst
-		if ! cc -std=gnu11 -Wall -Werror $mode -I"$SRC/include" -o hp "$SRC/tests/progs/gt_phases.c" 2>hp.cc.err; then
-			fail "cc $mode: gt_phases builds"
-			diag_file hp.cc.err
-			continue
-		fi
-		./hp >hp.out 2>&1
-		plain=$?
-		"$MEMREC" -q -o hp.zst ./hp >/dev/null 2>&1
-		rec=$?
-		"$MEMANA" dump hp.zst >hp.dump 2>/dev/null
-		is "$plain $rec $(grep -c ' phase ' hp.dump)" "0 0 9" "cc $mode: runs without memrec, and under it writes its 9 PHASE records"
-	done
-else
-	skip "no cc: the header's build modes are not checked"
-fi
+command -v cc >/dev/null || bail "cc not found (tools/install-deps.sh installs gcc)"
+for mode in "-O0 -pie -fPIE" "-O2 -pie -fPIE" "-O0 -no-pie -fno-pie" "-O2 -no-pie -fno-pie"; do
+	rm -f hp hp.zst
+	if ! cc -std=gnu11 -Wall -Werror $mode -I"$SRC/include" -o hp "$SRC/tests/progs/gt_phases.c" 2>hp.cc.err; then
+		fail "cc $mode: gt_phases builds"
+		diag_file hp.cc.err
+		continue
+	fi
+	./hp >hp.out 2>&1
+	plain=$?
+	"$MEMREC" -q -o hp.zst ./hp >/dev/null 2>&1
+	rec=$?
+	"$MEMANA" dump hp.zst >hp.dump 2>/dev/null
+	is "$plain $rec $(grep -c ' phase ' hp.dump)" "0 0 9" "cc $mode: runs without memrec, and under it writes its 9 PHASE records"
+done
 
 # ---- --mark-signal: gt_marksig ----------------------------------------------
 

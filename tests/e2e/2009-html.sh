@@ -8,6 +8,7 @@
 . "$(dirname "$0")/../lib.sh"
 need_tools
 need_prog gt_basic
+need_prog gt_phases
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$CHROMIUM" ] || bail "$CHROMIUM not found (tools/install-deps.sh installs Debian's chromium)"
 check() { "$PY" "$SRC/tests/tools/browser_check.py" --chromium "$CHROMIUM" "$@"; }
@@ -36,21 +37,17 @@ like "$(cat check.out)" '^ok: no network request from the page' "no network requ
 is "$(cmp -s stdout.html report.html && echo same)" same "-o - writes the same page to stdout"
 
 # issue 6: phases, markers, memory over time and insights on the page
-if [ -x "$PROGS/gt_phases" ]; then
-	record p.zst "$PROGS/gt_phases"
-	"$MEMANA" html -q p.zst -o phases.html 2>perr
-	is "$?" 0 "memana html of gt_phases exits 0"
-	check phases.html --screenshot phases.png --expect "serve/warmup" --expect "checkpoint" \
-		--expect "constant" --expect "Phases" --expect "build_index" >pcheck.out 2>&1
-	st=$?
-	is "$st" 0 "phases page: the nested phase, the marker, the verdict and the phase's peak site are drawn"
-	[ "$st" = 0 ] || diag_file pcheck.out 40
-	check report.html --screenshot shot2.png \
-		--expect "churn at tests/progs/gt_basic.c:" --expect "makes 1000 temporary allocations" >icheck.out 2>&1
-	is "$?" 0 "gt_basic page: the insight about churn is drawn"
-else
-	skip "gt_phases not built"
-fi
+record p.zst "$PROGS/gt_phases"
+"$MEMANA" html -q p.zst -o phases.html 2>perr
+is "$?" 0 "memana html of gt_phases exits 0"
+check phases.html --screenshot phases.png --expect "serve/warmup" --expect "checkpoint" \
+	--expect "constant" --expect "Phases" --expect "build_index" >pcheck.out 2>&1
+st=$?
+is "$st" 0 "phases page: the nested phase, the marker, the verdict and the phase's peak site are drawn"
+[ "$st" = 0 ] || diag_file pcheck.out 40
+check report.html --screenshot shot2.png \
+	--expect "churn at tests/progs/gt_basic.c:" --expect "makes 1000 temporary allocations" >icheck.out 2>&1
+is "$?" 0 "gt_basic page: the insight about churn is drawn"
 
 # a database gives the page too
 "$MEMANA" ingest -q t.zst -o t.db 2>/dev/null && "$MEMANA" html t.db 2>/dev/null
