@@ -88,7 +88,7 @@ static inline struct rec_cfi_rule rec_cfi_get(uintptr_t pc, uint32_t gen)
 	struct rec_cfi_rule rule;
 
 	atomic_thread_fence(memory_order_acquire);
-	if (REC_LIKELY(p == pc && w1 == ((uint64_t)gen << 32 | (w1 & 0xffffffffu)) && !(w1 & 1) &&
+	if (REC_LIKELY(p == pc && (uint32_t)(w1 >> 32) == gen && !(w1 & 1) &&
 		       atomic_load_explicit(&s->word, memory_order_relaxed) == w1)) {
 		memcpy(&rule, &r, sizeof(rule));
 		return rule;
