@@ -2057,30 +2057,41 @@ long ana_profile_mark_sites(struct ana_profile *prof, uint32_t top)
 	if (!top || !prof->n_sites)
 		return 0;
 	size_t cap = top < prof->n_sites ? top : prof->n_sites;
-	struct cand *heap = malloc(cap * sizeof(*heap));
-	if (!heap)
+	/* One heap per list, filled in one pass over the sites (a site array
+	 * of millions is read once, not once per list). */
+	struct cand *heaps = malloc((size_t)N_MARK_LISTS * cap * sizeof(*heaps));
+	size_t fill[N_MARK_LISTS] = { 0 };
+	if (!heaps)
 		return -ENOMEM;
 	for (size_t i = 0; i < prof->n_extra; i++) {
 		uint32_t idx;
 		if (node_find(prof, prof->extra_ids[i], &idx) && prof->nodes[idx].site != ANA_NO_SITE)
 			used += mark_site(prof, idx);
 	}
-	for (int l = 0; l < N_MARK_LISTS; l++) {
-		size_t n = 0;
-		for (size_t i = 0; i < prof->n_sites; i++) {
-			struct cand c;
+	for (size_t i = 0; i < prof->n_sites; i++) {
+		const struct ana_site *site = &prof->sites[i];
+		uint32_t id = 0;
+		bool have_id = false;
+		for (int l = 0; l < N_MARK_LISTS; l++) {
+			struct cand c, *heap = heaps + (size_t)l * cap;
+			size_t n = fill[l];
 			int64_t count;
-			list_keys(&prof->sites[i], l, &c.k1, &c.k2, &count);
+			list_keys(site, l, &c.k1, &c.k2, &count);
 			if (count <= 0)
 				continue;
 			/* Most sites rank below the root of a full heap: decide on
 			 * the measures before looking up the trie id. */
 			if (n == cap && (c.k1 < heap[0].k1 || (c.k1 == heap[0].k1 && c.k2 < heap[0].k2)))
 				continue;
+			if (!have_id) {
+				id = ana_profile_node_id(prof, site->node);
+				have_id = true;
+			}
 			c.site = (uint32_t)i;
-			c.id = ana_profile_node_id(prof, prof->sites[i].node);
+			c.id = id;
 			if (n < cap) {
 				heap[n++] = c;
+				fill[l] = n;
 				/* sift up: the worst-ranked goes to the root */
 				for (size_t j = n - 1; j > 0;) {
 					size_t par = (j - 1) / 2;
@@ -2096,10 +2107,11 @@ long ana_profile_mark_sites(struct ana_profile *prof, uint32_t top)
 				worst_down(heap, n, 0);
 			}
 		}
-		for (size_t i = 0; i < n; i++)
-			used += mark_site(prof, prof->sites[heap[i].site].node);
 	}
-	free(heap);
+	for (int l = 0; l < N_MARK_LISTS; l++)
+		for (size_t i = 0; i < fill[l]; i++)
+			used += mark_site(prof, prof->sites[heaps[(size_t)l * cap + i].site].node);
+	free(heaps);
 	return (long)used;
 }
 
