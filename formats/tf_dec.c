@@ -32,12 +32,22 @@ struct dec_cls {
 struct dec_cache {
 	uint64_t n_alloc;        /* cached ALLOCs of the stream */
 	uint32_t ring_cap;       /* power of two, <= TF_REF_WINDOW */
-	uint32_t n_recent;
+	uint32_t n_recent;       /* recent frees kept, <= TF_RECENT */
+	uint32_t recent_head;    /* slot of the newest in recent[] */
 	uint64_t *ring_addr;     /* address of ALLOC k at (k - 1) & (cap - 1) */
 	uint8_t *ring_cls;       /* its size class */
 	struct dec_cls *cls;     /* NULL until the first push */
-	uint64_t recent[TF_RECENT]; /* recent frees, [0] newest */
+	uint64_t recent[TF_RECENT]; /* recent frees, a ring: the i-th newest
+				     * (0 = newest) in recent_slot(c, i) */
 };
+
+_Static_assert((TF_RECENT & (TF_RECENT - 1)) == 0, "the recent frees ring needs a power of two");
+
+/* Slot of the i-th newest recent free (i < n_recent). */
+static inline unsigned recent_slot(const struct dec_cache *c, unsigned i)
+{
+	return (c->recent_head - i) & (TF_RECENT - 1);
+}
 
 struct dec_stream {
 	struct tf_stream_state st;
@@ -586,15 +596,16 @@ static inline int apply_pending(struct tf_dec *dec, struct tf_stream_state *st,
 	if (!addr)
 		return 0;
 	st->pend_addr = 0;
-	if (c->n_recent && c->recent[0] == addr)
+	if (c->n_recent && c->recent[c->recent_head] == addr)
 		return 0;
 	if (st->pend_cls)
 		CM_TRY(cls_push(dec, c, st->pend_cls, addr, off));
-	unsigned m = c->n_recent < TF_RECENT ? c->n_recent : TF_RECENT - 1;
-	for (unsigned i = m; i > 0; i--)
-		c->recent[i] = c->recent[i - 1];
-	c->recent[0] = addr;
-	c->n_recent = m + 1;
+	/* Newest first, the oldest dropped when full (the encoder's list,
+	 * kept as a ring: no shift per FREE). */
+	c->recent_head = (c->recent_head + 1) & (TF_RECENT - 1);
+	c->recent[c->recent_head] = addr;
+	if (c->n_recent < TF_RECENT)
+		c->n_recent++;
 	return 0;
 }
 
@@ -648,9 +659,11 @@ static int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s
 			return fail(dec, -CM_E_CORRUPT, rec->off,
 				    "alloc: recent free %llu beyond the %u kept",
 				    (unsigned long long)i, ca->n_recent);
-		addr = ca->recent[i];
-		for (unsigned j = (unsigned)i; j + 1 < ca->n_recent; j++)
-			ca->recent[j] = ca->recent[j + 1];
+		addr = ca->recent[recent_slot(ca, (unsigned)i)];
+		/* Remove it: the newer ones move one place older. */
+		for (unsigned j = (unsigned)i; j > 0; j--)
+			ca->recent[recent_slot(ca, j)] = ca->recent[recent_slot(ca, j - 1)];
+		ca->recent_head = (ca->recent_head - 1) & (TF_RECENT - 1);
 		ca->n_recent--;
 		break;
 	}
