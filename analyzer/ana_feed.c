@@ -10,11 +10,11 @@
 #include "ana_feed.h"
 
 #define N_BATCHES 4
-#define BATCH_RECS 16384 /* compact records per batch (48 bytes each) */
+#define BATCH_RECS 16384 /* compact records per batch (40 bytes each) */
 #define BATCH_FULL 64   /* whole records per batch (about 900 bytes each) */
 
 struct batch {
-	struct ana_frec recs[BATCH_RECS];
+	struct tf_event recs[BATCH_RECS];
 	size_t n;
 	struct tf_record full[BATCH_FULL];
 	size_t n_full;
@@ -153,14 +153,23 @@ static void fill_batch(struct tf_dec *dec, struct batch *b)
 	b->n_full = 0;
 	b->arena_len = 0;
 	while (b->n < BATCH_RECS && b->n_full < BATCH_FULL) {
+		/* Runs of ALLOC and FREE straight into the batch. */
+		long k = tf_dec_events(dec, b->recs + b->n, BATCH_RECS - b->n);
+		if (k < 0) {
+			rc = (int)k;
+			break;
+		}
+		b->n += (size_t)k;
+		if (b->n == BATCH_RECS)
+			break;
 		rc = tf_dec_next(dec, &rec);
 		if (rc <= 0)
 			break;
-		struct ana_frec *f = &b->recs[b->n];
+		struct tf_event *f = &b->recs[b->n];
 		f->seq = rec.seq;
 		f->off = rec.off;
 		f->tag = (uint8_t)rec.tag;
-		f->whole = false;
+		f->kind = 0;
 		f->stream = rec.stream;
 		switch (rec.tag) {
 		case TF_TAG_ALLOC:
@@ -175,7 +184,7 @@ static void fill_batch(struct tf_dec *dec, struct batch *b)
 			break;
 		case TF_TAG_NODE:
 			f->node = rec.u.node.id;
-			f->parent = rec.u.node.parent;
+			f->addr = rec.u.node.parent;
 			f->size = rec.u.node.addr;
 			break;
 		case TF_TAG_TICK:
@@ -195,7 +204,7 @@ static void fill_batch(struct tf_dec *dec, struct batch *b)
 			f->size = rec.u.chunk.len;
 			break;
 		default:
-			f->whole = true;
+			f->kind = ANA_FREC_WHOLE;
 			f->node = (uint32_t)b->n_full;
 			if (keep_whole(b, &rec) < 0) {
 				rc = -ENOMEM;
@@ -287,7 +296,7 @@ static void next_batch(struct ana_feed *f)
 	pthread_mutex_unlock(&f->mu);
 }
 
-int ana_feed_next(struct ana_feed *f, const struct ana_frec **rec)
+int ana_feed_next(struct ana_feed *f, const struct tf_event **rec)
 {
 	struct batch *b;
 
@@ -323,9 +332,23 @@ int ana_feed_next(struct ana_feed *f, const struct ana_frec **rec)
 	return 1;
 }
 
-const struct tf_record *ana_feed_record(struct ana_feed *f, const struct ana_frec *c)
+size_t ana_feed_events(struct ana_feed *f, const struct tf_event **recs)
 {
-	if (c->whole)
+	if (f->done || !f->started)
+		return 0;
+	const struct batch *b = &f->batches[f->use];
+	size_t i = f->pos, n = b->n;
+	while (i < n && (b->recs[i].tag == TF_TAG_ALLOC || b->recs[i].tag == TF_TAG_FREE))
+		i++;
+	*recs = b->recs + f->pos;
+	size_t k = i - f->pos;
+	f->pos = i;
+	return k;
+}
+
+const struct tf_record *ana_feed_record(struct ana_feed *f, const struct tf_event *c)
+{
+	if (c->kind == ANA_FREC_WHOLE && c->tag != TF_TAG_ALLOC && c->tag != TF_TAG_FREE)
 		return &f->batches[f->use].full[c->node];
 	struct tf_record *r = &f->scratch;
 	r->tag = (enum tf_tag)c->tag;
@@ -345,7 +368,7 @@ const struct tf_record *ana_feed_record(struct ana_feed *f, const struct ana_fre
 		break;
 	case TF_TAG_NODE:
 		r->u.node.id = c->node;
-		r->u.node.parent = c->parent;
+		r->u.node.parent = (uint32_t)c->addr;
 		r->u.node.addr = c->size;
 		break;
 	case TF_TAG_TICK:

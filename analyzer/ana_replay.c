@@ -15,7 +15,7 @@
 #include "tf_dec.h"
 
 struct rstream {
-	struct ana_frec *q;  /* ring, cap a power of two */
+	struct tf_event *q;  /* ring, cap a power of two */
 	size_t head, len, cap;
 	size_t pushed;  /* events queued since the last merge */
 	bool active;    /* in the active list */
@@ -759,7 +759,7 @@ void ana_profile_site_hist(const struct ana_profile *prof, uint32_t site_idx,
 /* Link the ancestors of node idx, which must all be defined by now (NODE
  * records from other streams may precede their parents in the file; the
  * TICK that releases an event guarantees its whole stack is in). */
-static int resolve_node(struct replay *r, uint32_t idx, const struct ana_frec *ev)
+static int resolve_node(struct replay *r, uint32_t idx, const struct tf_event *ev)
 {
 	struct ana_profile *p = r->prof;
 	uint32_t i = idx, pid;
@@ -789,7 +789,7 @@ static int resolve_node(struct replay *r, uint32_t idx, const struct ana_frec *e
 static void block_of(const struct replay *r, const struct live *e, struct ana_block *b);
 static void phases_alloc(struct replay *r, struct rstream *rs, uint64_t size);
 
-static int replay_alloc(struct replay *r, uint32_t si, const struct ana_frec *ev)
+static int replay_alloc(struct replay *r, uint32_t si, const struct tf_event *ev)
 {
 	struct ana_profile *p = r->prof;
 	struct ana_thread *t = &p->threads[si];
@@ -909,7 +909,7 @@ static void block_of(const struct replay *r, const struct live *e, struct ana_bl
 	b->birth_ns = e->birth_ns;
 }
 
-static int replay_free(struct replay *r, uint32_t si, const struct ana_frec *ev)
+static int replay_free(struct replay *r, uint32_t si, const struct tf_event *ev)
 {
 	struct ana_profile *p = r->prof;
 	struct live *e;
@@ -1156,7 +1156,7 @@ static int phase_close(struct replay *r, uint32_t si, bool ended, uint64_t seq)
 
 /* A PHASE record in seq order: ev->kind is the op, ev->addr the name
  * (owned by the caller's copy; taken over here), ev->size its length. */
-static int replay_phase(struct replay *r, uint32_t si, const struct ana_frec *ev)
+static int replay_phase(struct replay *r, uint32_t si, const struct tf_event *ev)
 {
 	struct ana_profile *p = r->prof;
 	struct rstream *rs = &r->streams[si];
@@ -1275,7 +1275,7 @@ static int stream_get(struct replay *r, uint32_t stream, uint32_t *out)
 /* Give stream s's ring cap slots (a power of two >= s->len). */
 static int ring_resize(struct rstream *s, size_t cap)
 {
-	struct ana_frec *q = malloc(cap * sizeof(*q));
+	struct tf_event *q = malloc(cap * sizeof(*q));
 
 	if (!q)
 		return -ENOMEM;
@@ -1288,11 +1288,11 @@ static int ring_resize(struct rstream *s, size_t cap)
 	return 0;
 }
 
-static int queue_push(struct replay *r, const struct ana_frec *rec)
+static int queue_push(struct replay *r, const struct tf_event *rec)
 {
 	uint32_t si;
 	struct rstream *s;
-	struct ana_frec *ev;
+	struct tf_event *ev;
 
 	CM_TRY(stream_get(r, rec->stream, &si));
 	s = &r->streams[si];
@@ -1315,6 +1315,54 @@ static int queue_push(struct replay *r, const struct ana_frec *rec)
 			    sizeof(*r->active)));
 		r->active[r->n_active++] = si;
 		s->active = true;
+	}
+	return 0;
+}
+
+/* Queue a run of n ALLOC and FREE events (ana_feed_events()): each
+ * stream's part copied at once, as queue_push() would one by one. */
+static int queue_push_run(struct replay *r, const struct tf_event *evs, size_t n)
+{
+	while (n) {
+		uint32_t si;
+		size_t k = 1;
+		while (k < n && evs[k].stream == evs[0].stream)
+			k++;
+		if (r->n_queued + k > r->max_queued) {
+			/* The limit is reached inside: one by one, for its error. */
+			for (size_t j = 0; j < k; j++)
+				CM_TRY(queue_push(r, &evs[j]));
+			evs += k;
+			n -= k;
+			continue;
+		}
+		CM_TRY(stream_get(r, evs[0].stream, &si));
+		struct rstream *s = &r->streams[si];
+		/* A stream's seqs increase: the late ones come first. */
+		for (size_t j = 0; j < k && evs[j].seq < r->watermark; j++)
+			r->prof->totals.late_events++;
+		if (s->cap - s->len < k) {
+			size_t cap = s->cap ? s->cap : 4;
+			while (cap - s->len < k)
+				cap *= 2;
+			CM_TRY(ring_resize(s, cap));
+		}
+		size_t t = (s->head + s->len) & (s->cap - 1), first = s->cap - t;
+		if (first > k)
+			first = k;
+		memcpy(&s->q[t], evs, first * sizeof(*evs));
+		memcpy(s->q, evs + first, (k - first) * sizeof(*evs));
+		s->len += k;
+		s->pushed += k;
+		r->n_queued += k;
+		if (!s->active) {
+			CM_TRY(grow((void **)&r->active, &r->active_cap, r->n_active + 1,
+				    sizeof(*r->active)));
+			r->active[r->n_active++] = si;
+			s->active = true;
+		}
+		evs += k;
+		n -= k;
 	}
 	return 0;
 }
@@ -1368,7 +1416,7 @@ static int merge(struct replay *r, uint64_t limit)
 		if (n > 2 && head_seq(r, r->heap[2]) < bound)
 			bound = head_seq(r, r->heap[2]);
 		do {
-			const struct ana_frec *ev = &s->q[s->head];
+			const struct tf_event *ev = &s->q[s->head];
 
 			/* The live table is far bigger than the caches: ask
 			 * for the slot of an event a little ahead now. */
@@ -1383,7 +1431,7 @@ static int merge(struct replay *r, uint64_t limit)
 				rc = replay_free(r, si, ev);
 			else {
 				/* The name is replay_phase()'s from here on. */
-				struct ana_frec pev = *ev;
+				struct tf_event pev = *ev;
 				s->q[s->head].addr = 0;
 				r->queued_name_bytes -= pev.size;
 				rc = replay_phase(r, si, &pev);
@@ -1674,13 +1722,18 @@ static int finish(struct replay *r)
 static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
 {
 	struct ana_profile *p = r->prof;
-	const struct ana_frec *fr;
+	const struct tf_event *fr;
 	const struct tf_record *recp;
 	int rc;
 
 	p->format_version = tf_dec_version(dec);
 	p->format_flags = tf_dec_flags(dec);
 	for (;;) {
+		size_t k = ana_feed_events(feed, &fr);
+		if (k) {
+			CM_TRY(queue_push_run(r, fr, k));
+			continue;
+		}
 		rc = ana_feed_next(feed, &fr);
 		if (rc > 0 && (fr->tag == TF_TAG_ALLOC || fr->tag == TF_TAG_FREE)) {
 			CM_TRY(queue_push(r, fr));
@@ -1707,7 +1760,7 @@ static int run(struct replay *r, struct tf_dec *dec, struct ana_feed *feed)
 		if (recp->tag == TF_TAG_PHASE) {
 			/* A stream event with a name: queued like ALLOC and FREE,
 			 * the name copied (the batch is reused). */
-			struct ana_frec ev = *fr;
+			struct tf_event ev = *fr;
 			char *name = NULL;
 			if (r->queued_name_bytes + recp->u.phase.name_len > ANA_MAX_QUEUED_NAME_BYTES)
 				return replay_fail(r, -CM_E_LIMIT, recp->off,
@@ -1779,7 +1832,7 @@ static void replay_release(struct replay *r)
 		struct rstream *s = &r->streams[i];
 		/* Queued PHASE records own their names. */
 		for (size_t j = 0; j < s->len; j++) {
-			const struct ana_frec *ev = &s->q[(s->head + j) & (s->cap - 1)];
+			const struct tf_event *ev = &s->q[(s->head + j) & (s->cap - 1)];
 			if (ev->tag == TF_TAG_PHASE)
 				free((char *)(uintptr_t)ev->addr);
 		}

@@ -3,6 +3,7 @@
  * are sticky and carry the byte offset (SQLite errByteOffset). */
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -464,19 +465,26 @@ static int stream_state(struct tf_dec *dec, uint32_t id, uint64_t off,
 	return 0;
 }
 
-static inline int take_seq(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
-		    struct tf_record *rec)
+/* The seq of the record of tag at off, as a delta, into *seq. */
+static inline int take_seq_at(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
+			      uint64_t *seq, uint64_t off, enum tf_tag tag)
 {
 	uint64_t d = cur_varint(c, "seq");
 
 	if (c->short_input || c->bad)
 		return 0;
 	if (d == 0 || st->prev_seq + d < st->prev_seq)
-		return fail(dec, -CM_E_CORRUPT, rec->off,
-			    "%s: sequence number does not increase", tf_tag_name(rec->tag));
+		return fail(dec, -CM_E_CORRUPT, off,
+			    "%s: sequence number does not increase", tf_tag_name(tag));
 	st->prev_seq += d;
-	rec->seq = st->prev_seq;
+	*seq = st->prev_seq;
 	return 0;
+}
+
+static inline int take_seq(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
+		    struct tf_record *rec)
+{
+	return take_seq_at(dec, c, st, &rec->seq, rec->off, rec->tag);
 }
 
 static inline uint64_t take_addr(struct cur *c, uint64_t *prev)
@@ -489,15 +497,15 @@ static inline uint64_t take_addr(struct cur *c, uint64_t *prev)
 
 /* seq of a cached event: implied 1 by TF_TF_SEQ1, else a varint. */
 static inline int take_seq_c(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
-		      struct tf_record *rec, unsigned tag)
+		      struct tf_event *ev, unsigned tag)
 {
 	if (!(tag & TF_TF_SEQ1))
-		return take_seq(dec, c, st, rec);
+		return take_seq_at(dec, c, st, &ev->seq, ev->off, ev->tag);
 	st->prev_seq++;
 	if (st->prev_seq == 0)
-		return fail(dec, -CM_E_CORRUPT, rec->off, "%s: sequence number overflows",
-			    tf_tag_name(rec->tag));
-	rec->seq = st->prev_seq;
+		return fail(dec, -CM_E_CORRUPT, ev->off, "%s: sequence number overflows",
+			    tf_tag_name(ev->tag));
+	ev->seq = st->prev_seq;
 	return 0;
 }
 
@@ -610,21 +618,21 @@ static inline int apply_pending(struct tf_dec *dec, struct tf_stream_state *st,
 }
 
 /* A cached ALLOC (tags 0x30..0x3f), returned as TF_TAG_ALLOC. */
-static int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
-			 struct tf_record *rec, unsigned tag)
+static inline int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
+				struct tf_event *ev, unsigned tag)
 {
 	struct tf_stream_state *st = &s->st;
 	struct dec_cache *ca = NULL;
 	uint64_t addr = 0;
 
-	rec->tag = TF_TAG_ALLOC;
-	CM_TRY(cache_get(dec, s, rec->off, &ca));
-	CM_TRY(apply_pending(dec, st, ca, rec->off));
-	CM_TRY(take_seq_c(dec, c, st, rec, tag));
-	rec->u.alloc.kind = (tag & TF_TF_KIND) ? cur_byte(c, "kind") : TF_KIND_MALLOC;
-	rec->u.alloc.node = cur_u32(c, "node");
-	rec->u.alloc.size = cur_varint(c, "size");
-	unsigned k = tf_size_class(rec->u.alloc.size);
+	ev->tag = TF_TAG_ALLOC;
+	CM_TRY(cache_get(dec, s, ev->off, &ca));
+	CM_TRY(apply_pending(dec, st, ca, ev->off));
+	CM_TRY(take_seq_c(dec, c, st, ev, tag));
+	ev->kind = (tag & TF_TF_KIND) ? cur_byte(c, "kind") : TF_KIND_MALLOC;
+	ev->node = cur_u32(c, "node");
+	ev->size = cur_varint(c, "size");
+	unsigned k = tf_size_class(ev->size);
 	switch (tag & TF_TAG_FORM_MASK) {
 	case TF_TAG_ALLOC_ADDR:
 		addr = take_addr(c, &st->prev_addr);
@@ -640,7 +648,7 @@ static int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s
 			return 0;
 		unsigned n = ca->cls ? ca->cls->n[k] : 0;
 		if (i >= n)
-			return fail(dec, -CM_E_CORRUPT, rec->off,
+			return fail(dec, -CM_E_CORRUPT, ev->off,
 				    "alloc: class %u index %llu beyond its %u addresses", k,
 				    (unsigned long long)i, n);
 		uint64_t *stk = ca->cls->stk[k];
@@ -656,7 +664,7 @@ static int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s
 		if (c->short_input || c->bad)
 			return 0;
 		if (i >= ca->n_recent)
-			return fail(dec, -CM_E_CORRUPT, rec->off,
+			return fail(dec, -CM_E_CORRUPT, ev->off,
 				    "alloc: recent free %llu beyond the %u kept",
 				    (unsigned long long)i, ca->n_recent);
 		addr = ca->recent[recent_slot(ca, (unsigned)i)];
@@ -668,37 +676,39 @@ static int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s
 		break;
 	}
 	default:
-		return fail(dec, -CM_E_CORRUPT, rec->off, "unknown record tag 0x%02x in a chunk",
+		return fail(dec, -CM_E_CORRUPT, ev->off, "unknown record tag 0x%02x in a chunk",
 			    tag);
 	}
 	if (c->short_input || c->bad)
 		return 0;
-	if (rec->u.alloc.kind >= TF_KIND_FREE)
-		return fail(dec, -CM_E_CORRUPT, rec->off, "alloc: bad kind %u", rec->u.alloc.kind);
-	rec->u.alloc.addr = addr;
-	return ring_put(dec, ca, addr, k, rec->off);
+	if (ev->kind >= TF_KIND_FREE)
+		return fail(dec, -CM_E_CORRUPT, ev->off, "alloc: bad kind %u", ev->kind);
+	ev->addr = addr;
+	return ring_put(dec, ca, addr, k, ev->off);
 }
 
 /* A cached FREE (tags 0x20..0x27), returned as TF_TAG_FREE. */
-static int parse_free_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
-			struct tf_record *rec, unsigned tag)
+static inline int parse_free_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
+			       struct tf_event *ev, unsigned tag)
 {
 	struct tf_stream_state *st = &s->st;
 	struct dec_cache *ca = NULL;
 	uint64_t addr;
 	unsigned k = 0;
 
-	rec->tag = TF_TAG_FREE;
-	CM_TRY(cache_get(dec, s, rec->off, &ca));
-	CM_TRY(apply_pending(dec, st, ca, rec->off));
-	CM_TRY(take_seq_c(dec, c, st, rec, tag));
-	rec->u.free.kind = (tag & TF_TF_REALLOC) ? TF_KIND_REALLOC : TF_KIND_FREE;
+	ev->tag = TF_TAG_FREE;
+	ev->size = 0;
+	ev->node = 0;
+	CM_TRY(cache_get(dec, s, ev->off, &ca));
+	CM_TRY(apply_pending(dec, st, ca, ev->off));
+	CM_TRY(take_seq_c(dec, c, st, ev, tag));
+	ev->kind = (tag & TF_TF_REALLOC) ? TF_KIND_REALLOC : TF_KIND_FREE;
 	if ((tag & TF_TAG_FORM_MASK) == TF_TAG_FREE_REF) {
 		uint64_t back = cur_varint(c, "back-reference");
 		if (c->short_input || c->bad)
 			return 0;
 		if (back >= ca->n_alloc || back >= TF_REF_WINDOW)
-			return fail(dec, -CM_E_CORRUPT, rec->off,
+			return fail(dec, -CM_E_CORRUPT, ev->off,
 				    "free: back-reference %llu beyond the %llu allocations kept",
 				    (unsigned long long)back,
 				    (unsigned long long)(ca->n_alloc < TF_REF_WINDOW ? ca->n_alloc
@@ -712,10 +722,52 @@ static int parse_free_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
 			return 0;
 	}
 	if (addr == 0)
-		return fail(dec, -CM_E_CORRUPT, rec->off, "free: null address");
-	rec->u.free.addr = addr;
+		return fail(dec, -CM_E_CORRUPT, ev->off, "free: null address");
+	ev->addr = addr;
 	st->pend_addr = addr;
 	st->pend_cls = k;
+	return 0;
+}
+
+/* Is tag (first byte of a stream record) an ALLOC or FREE, cached or not? */
+static inline bool is_event_tag(unsigned tag)
+{
+	return (tag >= TF_TAG_FREE_REF && tag < TF_TAG_FREE_ADDR + 4) ||
+	       (tag >= TF_TAG_ALLOC_ADDR && tag < TF_TAG_ALLOC_TOP + 4) || tag == TF_TAG_ALLOC ||
+	       tag == TF_TAG_FREE;
+}
+
+/* Parse the event record of tag (is_event_tag()) from c into ev, whose off
+ * and stream the caller set. The cursor's flags are the caller's to check. */
+static inline int parse_event(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
+			      struct tf_event *ev, unsigned tag)
+{
+	struct tf_stream_state *st = &s->st;
+
+	if (tag >= TF_TAG_FREE_REF && tag < TF_TAG_FREE_ADDR + 4)
+		return parse_free_c(dec, c, s, ev, tag);
+	if (tag >= TF_TAG_ALLOC_ADDR && tag < TF_TAG_ALLOC_TOP + 4)
+		return parse_alloc_c(dec, c, s, ev, tag);
+	ev->tag = (uint8_t)tag;
+	if (tag == TF_TAG_ALLOC) {
+		CM_TRY(take_seq_at(dec, c, st, &ev->seq, ev->off, TF_TAG_ALLOC));
+		ev->kind = cur_byte(c, "kind");
+		ev->node = cur_u32(c, "node");
+		ev->size = cur_varint(c, "size");
+		ev->addr = take_addr(c, &st->prev_addr);
+		if (!c->short_input && !c->bad && ev->kind >= TF_KIND_FREE)
+			return fail(dec, -CM_E_CORRUPT, ev->off, "alloc: bad kind %u", ev->kind);
+		return 0;
+	}
+	CM_TRY(take_seq_at(dec, c, st, &ev->seq, ev->off, TF_TAG_FREE));
+	ev->size = 0;
+	ev->node = 0;
+	ev->kind = cur_byte(c, "kind");
+	ev->addr = take_addr(c, &st->prev_addr);
+	if (!c->short_input && !c->bad && ev->kind != TF_KIND_FREE && ev->kind != TF_KIND_REALLOC)
+		return fail(dec, -CM_E_CORRUPT, ev->off, "free: bad kind %u", ev->kind);
+	if (!c->short_input && !c->bad && ev->addr == 0)
+		return fail(dec, -CM_E_CORRUPT, ev->off, "free: null address");
 	return 0;
 }
 
@@ -728,10 +780,22 @@ static int parse_stream_record(struct tf_dec *dec, struct cur *c, struct tf_reco
 	rec->stream = dec->chunk_stream;
 
 	unsigned tag = (unsigned)rec->tag;
-	if (tag >= TF_TAG_FREE_REF && tag < TF_TAG_FREE_ADDR + 4)
-		return parse_free_c(dec, c, s, rec, tag);
-	if (tag >= TF_TAG_ALLOC_ADDR && tag < TF_TAG_ALLOC_TOP + 4)
-		return parse_alloc_c(dec, c, s, rec, tag);
+	if (is_event_tag(tag)) {
+		struct tf_event ev = { .off = rec->off, .stream = rec->stream };
+		CM_TRY(parse_event(dec, c, s, &ev, tag));
+		rec->tag = (enum tf_tag)ev.tag;
+		rec->seq = ev.seq;
+		if (ev.tag == TF_TAG_ALLOC) {
+			rec->u.alloc.kind = ev.kind;
+			rec->u.alloc.node = ev.node;
+			rec->u.alloc.size = ev.size;
+			rec->u.alloc.addr = ev.addr;
+		} else {
+			rec->u.free.kind = ev.kind;
+			rec->u.free.addr = ev.addr;
+		}
+		return 0;
+	}
 
 	switch (rec->tag) {
 	case TF_TAG_THREAD: {
@@ -757,27 +821,8 @@ static int parse_stream_record(struct tf_dec *dec, struct cur *c, struct tf_reco
 		st->prev_node_id = (uint32_t)id;
 		break;
 	}
-	case TF_TAG_ALLOC:
-		CM_TRY(take_seq(dec, c, st, rec));
-		rec->u.alloc.kind = cur_byte(c, "kind");
-		rec->u.alloc.node = cur_u32(c, "node");
-		rec->u.alloc.size = cur_varint(c, "size");
-		rec->u.alloc.addr = take_addr(c, &st->prev_addr);
-		if (!c->short_input && !c->bad &&
-		    (rec->u.alloc.kind >= TF_KIND_FREE))
-			return fail(dec, -CM_E_CORRUPT, rec->off, "alloc: bad kind %u",
-				    rec->u.alloc.kind);
-		break;
+	case TF_TAG_ALLOC: /* parse_event() */
 	case TF_TAG_FREE:
-		CM_TRY(take_seq(dec, c, st, rec));
-		rec->u.free.kind = cur_byte(c, "kind");
-		rec->u.free.addr = take_addr(c, &st->prev_addr);
-		if (!c->short_input && !c->bad &&
-		    rec->u.free.kind != TF_KIND_FREE && rec->u.free.kind != TF_KIND_REALLOC)
-			return fail(dec, -CM_E_CORRUPT, rec->off, "free: bad kind %u",
-				    rec->u.free.kind);
-		if (!c->short_input && !c->bad && rec->u.free.addr == 0)
-			return fail(dec, -CM_E_CORRUPT, rec->off, "free: null address");
 		break;
 	case TF_TAG_MODULE: {
 		memset(&rec->u.module, 0, sizeof(rec->u.module));
@@ -875,6 +920,80 @@ static int parse_top_record(struct tf_dec *dec, struct cur *c, struct tf_record 
 	return 0;
 }
 
+/* The error of a record (tag, at off) whose cursor c ended bad or short. */
+static __attribute__((noinline)) int cursor_failed(struct tf_dec *dec, const struct cur *c,
+						   enum tf_tag tag, uint64_t off, int in_chunk)
+{
+	if (c->bad == 2)
+		return fail(dec, -CM_E_LIMIT, off, "%s: %s longer than its limit",
+			    tf_tag_name(tag), c->what);
+	if (c->bad)
+		return fail(dec, -CM_E_CORRUPT, off, "%s: bad varint in %s", tf_tag_name(tag),
+			    c->what);
+	if (in_chunk && c->end < dec->out + dec->end)
+		return fail(dec, -CM_E_CORRUPT, off, "%s: record crosses the end of its chunk (%s)",
+			    tf_tag_name(tag), c->what);
+	if (dec->dstream_eof)
+		return fail(dec, -CM_E_TRUNCATED, off, "input ends inside a record (%s)",
+			    tf_tag_name(tag));
+	return fail(dec, -CM_E_LIMIT, off, "%s record longer than %u bytes", tf_tag_name(tag),
+		    TF_MAX_RECORD_BYTES);
+}
+
+/* Bytes of an ALLOC or FREE record at most (tag, seq, kind, node, size and
+ * an address or an index, each varint cut at CM_VARINT_MAX bytes). */
+#define MAX_EVENT_BYTES 64
+_Static_assert(MAX_EVENT_BYTES >= 1 + 5 * CM_VARINT_MAX + 1, "event record bound");
+
+/* May tf_dec_events() parse the next record without tf_dec_next()'s
+ * refill? Only where tf_dec_next() would not refill either (so records,
+ * errors and their offsets are the same whichever is called), and with a
+ * whole event record decoded (a short cursor then means the chunk's end). */
+static inline bool events_buffered(const struct tf_dec *dec)
+{
+	size_t have = dec->end - dec->pos;
+
+	return have >= TF_MAX_RECORD_BYTES || (dec->dstream_eof && have >= MAX_EVENT_BYTES);
+}
+
+long tf_dec_events(struct tf_dec *dec, struct tf_event *out, size_t cap)
+{
+	struct dec_stream *s = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (dec->err)
+		return dec->err;
+	if (dec->done || dec->seen_end)
+		return 0;
+	while (n < cap && dec->chunk_left > 0 && events_buffered(dec)) {
+		const uint8_t *p = dec->out + dec->pos;
+		unsigned tag = *p;
+		uint64_t off = dec->out_base + dec->pos;
+		if (!is_event_tag(tag))
+			break;
+		if (!s && (rc = stream_state(dec, dec->chunk_stream, off, &s)) < 0)
+			return n ? (long)n : rc;
+		size_t avail = dec->end - dec->pos;
+		if (dec->chunk_left < avail)
+			avail = (size_t)dec->chunk_left;
+		struct cur c = { p + 1, p + avail, 0, 0, NULL };
+		struct tf_event *ev = &out[n];
+		ev->off = off;
+		ev->stream = dec->chunk_stream;
+		rc = parse_event(dec, &c, s, ev, tag);
+		if (rc == 0 && (c.bad || c.short_input))
+			rc = cursor_failed(dec, &c, (enum tf_tag)ev->tag, off, 1);
+		if (rc < 0)
+			return n ? (long)n : rc;
+		size_t used = (size_t)(c.p - p);
+		dec->pos += used;
+		dec->chunk_left -= used;
+		n++;
+	}
+	return (long)n;
+}
+
 int tf_dec_next(struct tf_dec *dec, struct tf_record *rec)
 {
 	if (dec->err)
@@ -919,23 +1038,8 @@ int tf_dec_next(struct tf_dec *dec, struct tf_record *rec)
 	else
 		CM_TRY(parse_top_record(dec, &c, rec));
 
-	if (c.bad == 2)
-		return fail(dec, -CM_E_LIMIT, off, "%s: %s longer than its limit",
-			    tf_tag_name(rec->tag), c.what);
-	if (c.bad)
-		return fail(dec, -CM_E_CORRUPT, off, "%s: bad varint in %s",
-			    tf_tag_name(rec->tag), c.what);
-	if (c.short_input) {
-		if (in_chunk && c.end < dec->out + dec->end)
-			return fail(dec, -CM_E_CORRUPT, off,
-				    "%s: record crosses the end of its chunk (%s)",
-				    tf_tag_name(rec->tag), c.what);
-		if (dec->dstream_eof)
-			return fail(dec, -CM_E_TRUNCATED, off, "input ends inside a record (%s)",
-				    tf_tag_name(rec->tag));
-		return fail(dec, -CM_E_LIMIT, off, "%s record longer than %u bytes",
-			    tf_tag_name(rec->tag), TF_MAX_RECORD_BYTES);
-	}
+	if (c.bad || c.short_input)
+		return cursor_failed(dec, &c, rec->tag, off, in_chunk);
 
 	size_t used = (size_t)(c.p - (dec->out + dec->pos));
 	dec->pos += used;

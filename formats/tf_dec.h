@@ -35,6 +35,29 @@ void tf_dec_free(struct tf_dec *dec);
  * tf_dec_errmsg() gives the text with the byte offset. Not thread-safe. */
 int tf_dec_next(struct tf_dec *dec, struct tf_record *rec);
 
+/* An ALLOC or FREE record in compact form (tf_dec_events()). */
+struct tf_event {
+	uint64_t seq;    /* global sequence number */
+	uint64_t off;    /* byte offset of the record in the decompressed stream */
+	uint64_t size;   /* ALLOC: bytes requested; FREE: 0 */
+	uint64_t addr;   /* the block; ALLOC: 0 when the call failed */
+	uint32_t node;   /* ALLOC: leaf stack node; FREE: 0 */
+	uint32_t stream; /* thread stream id */
+	uint8_t tag;     /* TF_TAG_ALLOC or TF_TAG_FREE */
+	uint8_t kind;    /* enum tf_kind */
+};
+
+/* Decode the ALLOC and FREE records that come next, up to cap of them, into
+ * out[0..n): the same records, fields, checks and errors as tf_dec_next()
+ * (u.alloc / u.free; cached forms included), for bulk readers (no call and
+ * no cleared record per event). Stops before any other record, at the end
+ * of a chunk, and where tf_dec_next() would refill its buffer; the caller
+ * then calls tf_dec_next(), which goes on from there. Returns n >= 0 (0:
+ * the next record is for tf_dec_next()) or a negative code as
+ * tf_dec_next() does; when a record fails after n > 0 good ones, n is
+ * returned and the (sticky) error comes with the next call. */
+long tf_dec_events(struct tf_dec *dec, struct tf_event *out, size_t cap);
+
 /* The last error as one line, e.g. "corrupt trace at byte 1234 of the
  * decompressed stream (file byte 567): unknown record tag 0x7f". Empty when
  * there was none. Borrowed; valid until tf_dec_free(). */
