@@ -1233,6 +1233,9 @@ static int replay_phase(struct replay *r, uint32_t si, const struct tf_event *ev
 
 /* Events between the prefetch of a live-table slot and its use. */
 #define PREFETCH_AHEAD 16
+/* ... when the live table is larger than the caches hold (slots; 40 bytes
+ * each: 2.5 MiB). */
+#define PREFETCH_MIN_SLOTS 65536
 
 static int stream_get(struct replay *r, uint32_t stream, uint32_t *out)
 {
@@ -1420,7 +1423,7 @@ static int merge(struct replay *r, uint64_t limit)
 
 			/* The live table is far bigger than the caches: ask
 			 * for the slot of an event a little ahead now. */
-			if (s->len > PREFETCH_AHEAD && r->live_cap)
+			if (r->live_cap >= PREFETCH_MIN_SLOTS && s->len > PREFETCH_AHEAD)
 				__builtin_prefetch(
 					&r->live[live_slot(r, s->q[(s->head + PREFETCH_AHEAD) &
 								   (s->cap - 1)].addr)],

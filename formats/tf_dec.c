@@ -618,7 +618,7 @@ static inline int apply_pending(struct tf_dec *dec, struct tf_stream_state *st,
 }
 
 /* A cached ALLOC (tags 0x30..0x3f), returned as TF_TAG_ALLOC. */
-static inline int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
+static inline __attribute__((always_inline)) int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
 				struct tf_event *ev, unsigned tag)
 {
 	struct tf_stream_state *st = &s->st;
@@ -688,7 +688,7 @@ static inline int parse_alloc_c(struct tf_dec *dec, struct cur *c, struct dec_st
 }
 
 /* A cached FREE (tags 0x20..0x27), returned as TF_TAG_FREE. */
-static inline int parse_free_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
+static inline __attribute__((always_inline)) int parse_free_c(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
 			       struct tf_event *ev, unsigned tag)
 {
 	struct tf_stream_state *st = &s->st;
@@ -739,7 +739,8 @@ static inline bool is_event_tag(unsigned tag)
 
 /* Parse the event record of tag (is_event_tag()) from c into ev, whose off
  * and stream the caller set. The cursor's flags are the caller's to check. */
-static inline int parse_event(struct tf_dec *dec, struct cur *c, struct dec_stream *s,
+static inline __attribute__((always_inline)) int parse_event(struct tf_dec *dec, struct cur *c,
+							   struct dec_stream *s,
 			      struct tf_event *ev, unsigned tag)
 {
 	struct tf_stream_state *st = &s->st;
