@@ -47,7 +47,7 @@ _Static_assert((TF_RECENT & (TF_RECENT - 1)) == 0, "the recent frees ring needs 
 /* Slot of the i-th newest recent free (i < n_recent). */
 static inline unsigned recent_slot(const struct dec_cache *c, unsigned i)
 {
-	return (c->recent_head - i) & (TF_RECENT - 1);
+	return tf_recent_slot(c->recent_head, i);
 }
 
 struct dec_stream {

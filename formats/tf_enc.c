@@ -192,15 +192,15 @@ static inline void apply_pending(struct tf_stream_state *st, struct tf_enc_cache
 	if (!addr)
 		return;
 	st->pend_addr = 0;
-	if (c->n_recent && c->recent[0] == addr)
+	if (c->n_recent && c->recent[c->recent_head] == addr)
 		return;
 	if (st->pend_cls)
 		cls_push(c, st->pend_cls, addr);
-	unsigned m = c->n_recent < TF_RECENT ? c->n_recent : TF_RECENT - 1;
-	for (unsigned i = m; i > 0; i--)
-		c->recent[i] = c->recent[i - 1];
-	c->recent[0] = addr;
-	c->n_recent = m + 1;
+	/* Newest first, the oldest dropped when full (a ring: no shift). */
+	c->recent_head = (c->recent_head + 1) & (TF_RECENT - 1);
+	c->recent[c->recent_head] = addr;
+	if (c->n_recent < TF_RECENT)
+		c->n_recent++;
 }
 
 size_t tf_enc_alloc_c(uint8_t *buf, struct tf_stream_state *st, struct tf_enc_cache *c,
@@ -234,9 +234,12 @@ size_t tf_enc_alloc_c(uint8_t *buf, struct tf_stream_state *st, struct tf_enc_ca
 	}
 	if (!(tag & TF_TAG_FORM_MASK) && addr) {
 		for (unsigned i = 0; i < c->n_recent; i++) {
-			if (c->recent[i] == addr) {
-				for (unsigned j = i; j + 1 < c->n_recent; j++)
-					c->recent[j] = c->recent[j + 1];
+			if (c->recent[tf_recent_slot(c->recent_head, i)] == addr) {
+				/* Remove it: the newer ones move one place older. */
+				for (unsigned j = i; j > 0; j--)
+					c->recent[tf_recent_slot(c->recent_head, j)] =
+						c->recent[tf_recent_slot(c->recent_head, j - 1)];
+				c->recent_head = (c->recent_head - 1) & (TF_RECENT - 1);
 				c->n_recent--;
 				tag |= TF_TAG_ALLOC_RECENT;
 				n += cm_varint_put(buf + n, i);

@@ -202,6 +202,13 @@ struct tf_stream_state {
 	uint32_t pend_cls;       /* its size class (0: none) */
 };
 
+/* Slot of the i-th newest (0 = newest) of the recent frees, kept in a ring
+ * of TF_RECENT slots whose newest is in slot head (encoder and decoder). */
+static inline unsigned tf_recent_slot(unsigned head, unsigned i)
+{
+	return (head - i) & (TF_RECENT - 1);
+}
+
 /* Encoder side of the cached events (docs "Cached events"): which recent
  * ALLOC returned an address, and the free-address stacks the decoder
  * mirrors. Owned by one stream's writer; about 96 KiB; never allocates. */
@@ -211,8 +218,10 @@ struct tf_enc_cache {
 	uint64_t start;          /* n_alloc when the current stream began */
 	uint64_t hkey[1u << TF_ENC_HASH_BITS]; /* block address */
 	uint64_t hval[1u << TF_ENC_HASH_BITS]; /* ALLOC number << 8 | class */
-	uint64_t recent[TF_RECENT]; /* recent frees, [0] newest */
+	uint64_t recent[TF_RECENT]; /* recent frees, a ring: the i-th newest
+				     * (0 = newest) in tf_recent_slot(recent_head, i) */
 	uint32_t n_recent;
+	uint32_t recent_head;       /* slot of the newest */
 	uint8_t cls_n[TF_CLS_COUNT];  /* addresses in each class stack */
 	uint8_t cls_base[TF_CLS_COUNT]; /* slot of its bottom entry */
 	uint64_t cls[TF_CLS_COUNT][TF_CLS_DEPTH]; /* circular: entry j (0 =
