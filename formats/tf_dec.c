@@ -772,6 +772,31 @@ static inline __attribute__((always_inline)) int parse_event(struct tf_dec *dec,
 	return 0;
 }
 
+/* A NODE record from c into ev (tf_dec_events()'s form: node = id, addr =
+ * parent id, size = return address), ev->off set by the caller. */
+static inline int parse_node(struct tf_dec *dec, struct cur *c, struct tf_stream_state *st,
+			     struct tf_event *ev)
+{
+	uint64_t did = cur_varint(c, "node id");
+	uint64_t dpar = cur_varint(c, "node parent");
+
+	if (c->short_input || c->bad)
+		return 0;
+	uint64_t id = st->prev_node_id + did;
+	if (did == 0 || id > UINT32_MAX || dpar == 0 || dpar > id)
+		return fail(dec, -CM_E_CORRUPT, ev->off,
+			    "node: bad id or parent (id delta %llu, parent delta %llu)",
+			    (unsigned long long)did, (unsigned long long)dpar);
+	ev->tag = TF_TAG_NODE;
+	ev->kind = 0;
+	ev->seq = 0;
+	ev->node = (uint32_t)id;
+	ev->addr = (uint32_t)(id - dpar);
+	ev->size = take_addr(c, &st->prev_node_addr);
+	st->prev_node_id = (uint32_t)id;
+	return 0;
+}
+
 /* Parse one stream record of the open chunk from c into rec. */
 static int parse_stream_record(struct tf_dec *dec, struct cur *c, struct tf_record *rec)
 {
@@ -807,19 +832,11 @@ static int parse_stream_record(struct tf_dec *dec, struct cur *c, struct tf_reco
 		break;
 	}
 	case TF_TAG_NODE: {
-		uint64_t did = cur_varint(c, "node id");
-		uint64_t dpar = cur_varint(c, "node parent");
-		if (c->short_input || c->bad)
-			break;
-		uint64_t id = st->prev_node_id + did;
-		if (did == 0 || id > UINT32_MAX || dpar == 0 || dpar > id)
-			return fail(dec, -CM_E_CORRUPT, rec->off,
-				    "node: bad id or parent (id delta %llu, parent delta %llu)",
-				    (unsigned long long)did, (unsigned long long)dpar);
-		rec->u.node.id = (uint32_t)id;
-		rec->u.node.parent = (uint32_t)(id - dpar);
-		rec->u.node.addr = take_addr(c, &st->prev_node_addr);
-		st->prev_node_id = (uint32_t)id;
+		struct tf_event ev = { .off = rec->off };
+		CM_TRY(parse_node(dec, c, st, &ev));
+		rec->u.node.id = ev.node;
+		rec->u.node.parent = (uint32_t)ev.addr;
+		rec->u.node.addr = ev.size;
 		break;
 	}
 	case TF_TAG_ALLOC: /* parse_event() */
@@ -971,7 +988,7 @@ long tf_dec_events(struct tf_dec *dec, struct tf_event *out, size_t cap)
 		const uint8_t *p = dec->out + dec->pos;
 		unsigned tag = *p;
 		uint64_t off = dec->out_base + dec->pos;
-		if (!is_event_tag(tag))
+		if (!is_event_tag(tag) && tag != TF_TAG_NODE)
 			break;
 		if (!s && (rc = stream_state(dec, dec->chunk_stream, off, &s)) < 0)
 			return n ? (long)n : rc;
@@ -982,7 +999,12 @@ long tf_dec_events(struct tf_dec *dec, struct tf_event *out, size_t cap)
 		struct tf_event *ev = &out[n];
 		ev->off = off;
 		ev->stream = dec->chunk_stream;
-		rc = parse_event(dec, &c, s, ev, tag);
+		if (tag == TF_TAG_NODE) {
+			ev->tag = TF_TAG_NODE;
+			rc = parse_node(dec, &c, &s->st, ev);
+		} else {
+			rc = parse_event(dec, &c, s, ev, tag);
+		}
 		if (rc == 0 && (c.bad || c.short_input))
 			rc = cursor_failed(dec, &c, (enum tf_tag)ev->tag, off, 1);
 		if (rc < 0)

@@ -35,22 +35,22 @@ void tf_dec_free(struct tf_dec *dec);
  * tf_dec_errmsg() gives the text with the byte offset. Not thread-safe. */
 int tf_dec_next(struct tf_dec *dec, struct tf_record *rec);
 
-/* An ALLOC or FREE record in compact form (tf_dec_events()). */
+/* An ALLOC, FREE or NODE record in compact form (tf_dec_events()). */
 struct tf_event {
-	uint64_t seq;    /* global sequence number */
+	uint64_t seq;    /* global sequence number (NODE: 0) */
 	uint64_t off;    /* byte offset of the record in the decompressed stream */
-	uint64_t size;   /* ALLOC: bytes requested; FREE: 0 */
-	uint64_t addr;   /* the block; ALLOC: 0 when the call failed */
-	uint32_t node;   /* ALLOC: leaf stack node; FREE: 0 */
+	uint64_t size;   /* ALLOC: bytes requested; FREE: 0; NODE: return address */
+	uint64_t addr;   /* the block (ALLOC: 0 when the call failed); NODE: parent id */
+	uint32_t node;   /* ALLOC: leaf stack node; FREE: 0; NODE: its id */
 	uint32_t stream; /* thread stream id */
-	uint8_t tag;     /* TF_TAG_ALLOC or TF_TAG_FREE */
-	uint8_t kind;    /* enum tf_kind */
+	uint8_t tag;     /* TF_TAG_ALLOC, TF_TAG_FREE or TF_TAG_NODE */
+	uint8_t kind;    /* enum tf_kind (NODE: 0) */
 };
 
-/* Decode the ALLOC and FREE records that come next, up to cap of them, into
- * out[0..n): the same records, fields, checks and errors as tf_dec_next()
- * (u.alloc / u.free; cached forms included), for bulk readers (no call and
- * no cleared record per event). Stops before any other record, at the end
+/* Decode the ALLOC, FREE and NODE records that come next, up to cap of
+ * them, into out[0..n): the same records, fields, checks and errors as
+ * tf_dec_next() (u.alloc, u.free, u.node; cached forms included), for bulk
+ * readers (no call and no cleared record per record). Stops before any other record, at the end
  * of a chunk, and where tf_dec_next() would refill its buffer; the caller
  * then calls tf_dec_next(), which goes on from there. Returns n >= 0 (0:
  * the next record is for tf_dec_next()) or a negative code as

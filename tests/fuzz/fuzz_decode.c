@@ -12,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* tf_dec_events() (runs of cap events) mixed with tf_dec_next() must give
+/* tf_dec_events() (runs of cap records) mixed with tf_dec_next() must give
  * exactly what tf_dec_next() alone gives: records, end code and message. */
 static void check_events(const uint8_t *data, size_t size)
 {
@@ -34,6 +34,9 @@ static void check_events(const uint8_t *data, size_t size)
 			if (ra.tag == TF_TAG_ALLOC)
 				CHECK(ra.u.alloc.kind == ev[i].kind && ra.u.alloc.node == ev[i].node &&
 				      ra.u.alloc.size == ev[i].size && ra.u.alloc.addr == ev[i].addr);
+			else if (ra.tag == TF_TAG_NODE)
+				CHECK(ra.u.node.id == ev[i].node && ra.u.node.parent == ev[i].addr &&
+				      ra.u.node.addr == ev[i].size && ev[i].kind == 0);
 			else
 				CHECK(ra.tag == TF_TAG_FREE && ra.u.free.kind == ev[i].kind &&
 				      ra.u.free.addr == ev[i].addr);
