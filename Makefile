@@ -147,6 +147,14 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(ANA_LIB_OBJ) $(FORMATS_OBJ)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ -lcmocka $(ANA_LIBS)
 
+# The stack trie's test compiles recorder/rec_trie.c in (small tables, race
+# windows widened) and links the recorder's OS layer (not the .so).
+$(BUILD)/obj/tests/unit/test_rec_trie.o: INC_tests += -Irecorder
+$(BUILD)/tests/unit/test_rec_trie: $(BUILD)/obj/tests/unit/test_rec_trie.o $(call obj,recorder/rec_prim.c)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ -lcmocka -lpthread
+
 # Fuzz targets, built as plain regression programs replaying the stored
 # corpus (make check), or as libFuzzer binaries with clang (make fuzz).
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
