@@ -1,7 +1,8 @@
 #!/bin/bash
 # The benchmark kit (`make bench`): every workload untraced, under memrec and
-# under heaptrack (when installed), alternately BENCH_RUNS times, then one
-# analysis of the last trace of each (`memana report` and `heaptrack_print`).
+# under heaptrack (when installed), alternately BENCH_RUNS times, then the
+# analysis of the last trace of each (`memana report` and `heaptrack_print`),
+# alternately BENCH_RUNS times (medians are printed).
 # Prints Markdown tables on stdout (progress on stderr).
 #
 #   BENCH_RUNS=N        runs per tool and workload (default 3)
@@ -179,19 +180,24 @@ for w in $WORKLOADS; do
 			log "bench:   run $i $t $(tail -n 1 "$tmp/$w.$t.stat" | awk '{ printf "%.3f s", $1 }')"
 		done
 	done
-	# one analysis of the last trace of each profiler
-	if [ -f "$tmp/$w.m.zst" ]; then
-		"$RS" "$tmp/$w.ana.memrec" "$MEMANA" report "$tmp/$w.m.zst" > /dev/null 2> "$tmp/$w.ana.err" ||
-			log "bench: $w: memana report failed"
-		"$MEMANA" report --json "$tmp/$w.m.zst" > "$tmp/$w.json" 2>> "$tmp/$w.ana.err" || true
-	fi
+	# the analysis of the last trace of each profiler, RUNS times, alternately
+	h=""
 	if [ -n "$HT" ]; then
 		# shellcheck disable=SC2012 # our own file names
 		h=$(ls "$tmp/$w.h".* 2> /dev/null | head -n 1 || true)
+	fi
+	for i in $(seq 1 "$RUNS"); do
+		if [ -f "$tmp/$w.m.zst" ]; then
+			"$RS" "$tmp/$w.ana.memrec" "$MEMANA" report "$tmp/$w.m.zst" > /dev/null 2> "$tmp/$w.ana.err" ||
+				log "bench: $w: memana report failed"
+		fi
 		if [ -n "$h" ]; then
 			"$RS" "$tmp/$w.ana.heaptrack" heaptrack_print "$h" > "$tmp/$w.hp.txt" 2> "$tmp/$w.hp.err" ||
 				log "bench: $w: heaptrack_print failed"
 		fi
+	done
+	if [ -f "$tmp/$w.m.zst" ]; then
+		"$MEMANA" report --json "$tmp/$w.m.zst" > "$tmp/$w.json" 2>> "$tmp/$w.ana.err" || true
 	fi
 	rm -f "$tmp/$w.m.zst" "$tmp/$w.h".* "$tmp/$w.hp.err"
 done
@@ -226,7 +232,7 @@ echo "## Results"
 echo
 echo "Wall time: median of $RUNS runs. Events = memrec's allocations + frees (memana report --json totals);"
 echo "for heaptrack: its \"calls to allocation functions\" + memrec's frees count. Program RSS: largest"
-echo "process of the run (median). Analysis: one \`memana report\` / \`heaptrack_print\` (text, to /dev/null)"
+echo "process of the run (median). Analysis: \`memana report\` / \`heaptrack_print\` (text, to /dev/null), median of $RUNS alternating runs"
 echo "on the last run's trace. Output: stdout equal to the untraced run's on every run."
 echo
 echo "| workload | tool | wall s | slowdown | trace bytes | events | bytes/event | analysis s | analyzer RSS MB | program RSS MB | output |"
@@ -258,8 +264,8 @@ for w in $WORKLOADS; do
 		esac
 		[ -n "$bytes" ] && [ -n "$ev" ] && bpe=$(div "$bytes" "$ev")
 		if [ -f "$tmp/$w.ana.$t" ]; then
-			ana=$(awk '{ print $1 }' "$tmp/$w.ana.$t")
-			arss=$(awk '{ print $2 }' "$tmp/$w.ana.$t")
+			ana=$(awk '{ print $1 }' "$tmp/$w.ana.$t" | median)
+			arss=$(awk '{ print $2 }' "$tmp/$w.ana.$t" | median)
 		fi
 		ok=$(cat "$tmp/$w.$t.ok")
 		[ "$t" = untraced ] && ok="(reference)"
