@@ -152,48 +152,13 @@ struct ana_ftree {
 	struct strtab names;   /* function names: the frames' identity */
 	struct strtab modules; /* module basenames */
 	struct strtab files;
-	/* (parent, frame) -> child index + 1: open addressing */
-	uint64_t *ckeys;
-	uint32_t *cvals;
-	size_t n_child, child_cap;
+	struct ana_map64 children; /* child_key() -> child index + 1 (0: none yet) */
 };
 
+/* Nonzero, and no overflow: parent is a node index, below UINT32_MAX - 1. */
 static uint64_t child_key(uint32_t parent, uint32_t frame)
 {
-	return (uint64_t)parent << 32 | frame;
-}
-
-static size_t child_slot(uint64_t key, size_t cap)
-{
-	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 24) & (cap - 1);
-}
-
-static int child_rehash(struct ana_ftree *t)
-{
-	size_t cap = t->child_cap ? t->child_cap * 2 : 1024;
-	uint64_t *keys = malloc(cap * sizeof(*keys));
-	uint32_t *vals = calloc(cap, sizeof(*vals));
-
-	if (!keys || !vals) {
-		free(keys);
-		free(vals);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < t->child_cap; i++) {
-		if (!t->cvals[i])
-			continue;
-		size_t j = child_slot(t->ckeys[i], cap);
-		while (vals[j])
-			j = (j + 1) & (cap - 1);
-		keys[j] = t->ckeys[i];
-		vals[j] = t->cvals[i];
-	}
-	free(t->ckeys);
-	free(t->cvals);
-	t->ckeys = keys;
-	t->cvals = vals;
-	t->child_cap = cap;
-	return 0;
+	return ((uint64_t)parent << 32 | frame) + 1;
 }
 
 static int node_add(struct ana_ftree *t, uint32_t parent, uint32_t frame, uint32_t *out)
@@ -224,25 +189,22 @@ static int node_add(struct ana_ftree *t, uint32_t parent, uint32_t frame, uint32
 static int child_of(struct ana_ftree *t, uint32_t parent, uint32_t frame, uint32_t file,
 		    uint32_t line, uint32_t *out)
 {
-	uint64_t key = child_key(parent, frame);
+	int fresh;
+	uint64_t *v = ana_map64_slot(&t->children, child_key(parent, frame), &fresh);
 
-	if ((t->n_child + 1) * 2 > t->child_cap)
-		CM_TRY(child_rehash(t));
-	size_t j = child_slot(key, t->child_cap);
-	for (; t->cvals[j]; j = (j + 1) & (t->child_cap - 1))
-		if (t->ckeys[j] == key) {
-			*out = t->cvals[j] - 1;
-			return 0;
-		}
+	if (!v)
+		return -ENOMEM;
+	if (*v) {
+		*out = (uint32_t)(*v - 1);
+		return 0;
+	}
 	uint32_t idx;
 	if (t->nodes[parent].depth >= MAX_FRAMES)
 		return -CM_E_CORRUPT;
 	CM_TRY(node_add(t, parent, frame, &idx));
 	t->nodes[idx].file = file;
 	t->nodes[idx].line = line;
-	t->ckeys[j] = key;
-	t->cvals[j] = idx + 1;
-	t->n_child++;
+	*v = (uint64_t)idx + 1;
 	*out = idx;
 	return 0;
 }
@@ -269,8 +231,7 @@ void ana_ftree_free(struct ana_ftree *t)
 	strtab_release(&t->names);
 	strtab_release(&t->modules);
 	strtab_release(&t->files);
-	free(t->ckeys);
-	free(t->cvals);
+	ana_map64_release(&t->children);
 	free(t);
 }
 

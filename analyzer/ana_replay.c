@@ -83,13 +83,6 @@ static inline uint8_t live_kind(const struct live *e)
 	return (uint8_t)(e->index_kind >> LIVE_INDEX_BITS);
 }
 
-/* Per-site histogram buckets beyond the inline one: key -> count, open
- * addressing (key 0 = empty), at most half full. */
-struct spill {
-	uint64_t *keys, *counts;
-	size_t cap, n;
-};
-
 struct replay {
 	struct ana_profile *prof;
 	const char *name;
@@ -115,7 +108,8 @@ struct replay {
 	size_t live_cap, n_live;  /* slots (power of two), entries */
 	unsigned live_shift;      /* 64 - log2(live_cap) */
 	uint64_t *live_seq;       /* with on_block: birth seq of each slot */
-	struct spill spill;       /* per-site histogram buckets */
+	struct ana_map64 spill;   /* per-site histogram buckets beyond the inline
+				   * one: hist_key() -> count */
 	ana_block_fn on_block;
 	void *block_ctx;
 	ana_progress_fn on_progress;
@@ -625,50 +619,6 @@ static inline int release_block(struct replay *r, const struct live *e)
 
 /* ---- histograms -------------------------------------------------------- */
 
-static inline uint64_t spill_slot(uint64_t key, size_t cap)
-{
-	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
-}
-
-/* counts[key] += n in the spill table. Returns 0 or -ENOMEM. */
-static int spill_add(struct spill *t, uint64_t key, uint64_t n)
-{
-	if ((t->n + 1) * 2 > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 1024;
-		uint64_t *keys = calloc(cap, sizeof(*keys));
-		uint64_t *counts = malloc(cap * sizeof(*counts));
-		if (!keys || !counts) {
-			free(keys);
-			free(counts);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < t->cap; i++) {
-			if (!t->keys[i])
-				continue;
-			size_t j = spill_slot(t->keys[i], cap);
-			while (keys[j])
-				j = (j + 1) & (cap - 1);
-			keys[j] = t->keys[i];
-			counts[j] = t->counts[i];
-		}
-		free(t->keys);
-		free(t->counts);
-		t->keys = keys;
-		t->counts = counts;
-		t->cap = cap;
-	}
-	size_t i = spill_slot(key, t->cap);
-	while (t->keys[i] && t->keys[i] != key)
-		i = (i + 1) & (t->cap - 1);
-	if (!t->keys[i]) {
-		t->keys[i] = key;
-		t->counts[i] = 0;
-		t->n++;
-	}
-	t->counts[i] += n;
-	return 0;
-}
-
 static inline uint64_t hist_key(uint32_t site, unsigned kind, unsigned bucket)
 {
 	return ((uint64_t)site + 1) << 9 | (uint64_t)kind << 7 | bucket;
@@ -690,7 +640,12 @@ static inline int hist_add(struct replay *r, struct ana_site *s, uint32_t si, un
 		s->hist_n[kind] = 1;
 		return 0;
 	}
-	return spill_add(&r->spill, hist_key(si, kind, b), 1);
+	int fresh;
+	uint64_t *count = ana_map64_slot(&r->spill, hist_key(si, kind, b), &fresh);
+	if (!count)
+		return -ENOMEM;
+	++*count;
+	return 0;
 }
 
 static int u64_cmp(const void *a, const void *b)
@@ -704,7 +659,7 @@ static int u64_cmp(const void *a, const void *b)
 static int spill_finish(struct replay *r)
 {
 	struct ana_profile *p = r->prof;
-	struct spill *t = &r->spill;
+	struct ana_map64 *t = &r->spill;
 	size_t n = 0;
 
 	if (!t->n)
@@ -716,19 +671,18 @@ static int spill_finish(struct replay *r)
 	for (size_t i = 0; i < t->cap; i++)
 		if (t->keys[i]) {
 			pairs[2 * n] = t->keys[i];
-			pairs[2 * n + 1] = t->counts[i];
+			pairs[2 * n + 1] = t->vals[i];
 			n++;
 		}
 	qsort(pairs, n, 2 * sizeof(*pairs), u64_cmp);
 	p->hist_keys = t->keys; /* reuse the arrays */
-	p->hist_counts = t->counts;
+	p->hist_counts = t->vals;
 	for (size_t i = 0; i < n; i++) {
 		p->hist_keys[i] = pairs[2 * i];
 		p->hist_counts[i] = pairs[2 * i + 1];
 	}
 	p->n_hist = n;
-	t->keys = t->counts = NULL;
-	t->cap = t->n = 0;
+	memset(t, 0, sizeof(*t));
 	free(pairs);
 	return 0;
 }
@@ -1851,8 +1805,7 @@ static void replay_release(struct replay *r)
 	free(r->heap);
 	vm_free(r->live, r->live_cap * sizeof(*r->live));
 	vm_free(r->live_seq, r->live_cap * sizeof(*r->live_seq));
-	free(r->spill.keys);
-	free(r->spill.counts);
+	ana_map64_release(&r->spill);
 	ana_map32_release(&r->pending_parent);
 	ana_map32_release(&r->module_by_id);
 	ana_map32_release(&r->pending_unload);

@@ -75,6 +75,57 @@ void ana_map32_release(struct ana_map32 *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static inline size_t hash64(uint64_t k, size_t cap)
+{
+	return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 24) & (cap - 1);
+}
+
+uint64_t *ana_map64_slot(struct ana_map64 *m, uint64_t key, int *fresh)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 1024;
+		uint64_t *keys = calloc(cap, sizeof(*keys));
+		uint64_t *vals = malloc(cap * sizeof(*vals));
+
+		if (!keys || !vals) {
+			free(keys);
+			free(vals);
+			return NULL;
+		}
+		for (size_t i = 0; i < m->cap; i++) {
+			if (!m->keys[i])
+				continue;
+			size_t j = hash64(m->keys[i], cap);
+			while (keys[j])
+				j = (j + 1) & (cap - 1);
+			keys[j] = m->keys[i];
+			vals[j] = m->vals[i];
+		}
+		free(m->keys);
+		free(m->vals);
+		m->keys = keys;
+		m->vals = vals;
+		m->cap = cap;
+	}
+	size_t i = hash64(key, m->cap);
+	while (m->keys[i] && m->keys[i] != key)
+		i = (i + 1) & (m->cap - 1);
+	*fresh = !m->keys[i];
+	if (*fresh) {
+		m->keys[i] = key;
+		m->vals[i] = 0;
+		m->n++;
+	}
+	return &m->vals[i];
+}
+
+void ana_map64_release(struct ana_map64 *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
 int ana_parse_u64(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;

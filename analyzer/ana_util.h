@@ -1,4 +1,4 @@
-/* Small analyzer helpers: a u32 -> u32 hash map, checked number and size
+/* Small analyzer helpers: u32 -> u32 and u64 -> u64 hash maps, checked number and size
  * parsing, human-readable sizes and a JSON string writer. */
 #ifndef ANA_UTIL_H
 #define ANA_UTIL_H
@@ -24,6 +24,24 @@ int ana_map32_put(struct ana_map32 *m, uint32_t key, uint32_t val);
 
 /* Free the map's arrays; the struct may be reused after. */
 void ana_map32_release(struct ana_map32 *m);
+
+/* Open-addressing map from a nonzero u64 key to a u64 value (linear probing,
+ * load factor <= 1/2). Its owner may read keys[] and vals[] directly (cap
+ * slots, key 0 = empty) or take them over (then zero the struct). */
+struct ana_map64 {
+	uint64_t *keys;
+	uint64_t *vals;
+	size_t cap; /* slots, power of two (0 before the first insert) */
+	size_t n;   /* keys stored */
+};
+
+/* The value of key (nonzero): found, or inserted with value 0 (*fresh set
+ * to 1; else 0). The pointer is valid until the next call. NULL when out
+ * of memory (the map is unchanged). */
+uint64_t *ana_map64_slot(struct ana_map64 *m, uint64_t key, int *fresh);
+
+/* Free the map's arrays; the struct may be reused after. */
+void ana_map64_release(struct ana_map64 *m);
 
 /* Parse a whole decimal string into *out. Returns 0 or -EINVAL (empty,
  * trailing junk, sign, overflow). *out untouched on error. */
