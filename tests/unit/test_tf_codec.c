@@ -646,10 +646,36 @@ static void expect_error(const struct tb *raw, int code, long long want_off,
 	tb_release(&file);
 }
 
+/* One bad stream record (len bytes, then pad bytes of 'n': they exist, so
+ * a length over its limit is not a cut) after THREAD (seq 1) in an
+ * otherwise valid chunk: decoding must fail with code at the record's
+ * offset. raw and p are scratch buffers. */
+static void expect_bad_record(struct tb *raw, struct tb *p, const char *name,
+			      const uint8_t *bytes, size_t len, size_t pad, int code)
+{
+	struct tf_stream_state st;
+	uint8_t head[TF_MAX_EVENT_BYTES];
+
+	raw->len = 0;
+	p->len = 0;
+	memset(&st, 0, sizeof(st));
+	raw_process(raw);
+	p->len += tf_enc_thread(tb_room(p, 64), &st, 1, 7, "t", 1);
+	size_t rec_off = p->len;
+	tb_put(p, bytes, len);
+	memset(tb_room(p, (int)pad), 'n', pad);
+	p->len += pad;
+	size_t hn = tf_enc_chunk_head(head, 0, (uint32_t)p->len);
+	size_t at = raw->len + hn + rec_off;
+	raw_chunk(raw, 0, p);
+	raw_end(raw, 1, 0);
+	print_message("# %s\n", name);
+	expect_error(raw, code, (long long)at, NULL);
+}
+
 static void test_malformed(void **state)
 {
 	struct tb raw = { 0 }, p = { 0 };
-	struct tf_stream_state st = { 0 };
 	size_t at;
 	(void)state;
 
@@ -709,22 +735,8 @@ static void test_malformed(void **state)
 		{ "node id over 32 bits", (const uint8_t *)"\x11\x80\x80\x80\x80\x10\x01\x02", 8 },
 		{ "record crosses the chunk end", (const uint8_t *)"\x12\x01\x00\x01", 4 },
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		raw.len = 0;
-		p.len = 0;
-		memset(&st, 0, sizeof(st));
-		raw_process(&raw);
-		p.len += tf_enc_thread(tb_room(&p, 64), &st, 1, 7, "t", 1);
-		size_t rec_off = p.len;
-		tb_put(&p, bad[i].bytes, bad[i].len);
-		uint8_t head[TF_MAX_EVENT_BYTES];
-		size_t hn = tf_enc_chunk_head(head, 0, (uint32_t)p.len);
-		at = raw.len + hn + rec_off;
-		raw_chunk(&raw, 0, &p);
-		raw_end(&raw, 1, 0);
-		print_message("# %s\n", bad[i].name);
-		expect_error(&raw, -CM_E_CORRUPT, (long long)at, NULL);
-	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_bad_record(&raw, &p, bad[i].name, bad[i].bytes, bad[i].len, 0, -CM_E_CORRUPT);
 
 	/* a zstd stream that is not zstd */
 	struct tb file = { 0 };
@@ -1177,26 +1189,9 @@ static void test_phase_records(void **state)
 		{ "phase name of 256 bytes", (const uint8_t *)"\x16\x01\x02\x80\x02", 5, -CM_E_LIMIT },
 		{ "phase name of 2^40 bytes", (const uint8_t *)"\x16\x01\x00\x80\x80\x80\x80\x80\x20", 9, -CM_E_LIMIT },
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		raw.len = 0;
-		p.len = 0;
-		memset(&st, 0, sizeof(st));
-		raw_process(&raw);
-		p.len += tf_enc_thread(tb_room(&p, 64), &st, 1, 7, "t", 1);
-		size_t rec_off = p.len;
-		tb_put(&p, bad[i].bytes, bad[i].len);
-		if (bad[i].code == -CM_E_LIMIT) { /* the bytes exist: a limit, not a cut */
-			memset(tb_room(&p, 300), 'n', 300);
-			p.len += 300;
-		}
-		uint8_t head[TF_MAX_EVENT_BYTES];
-		size_t hn = tf_enc_chunk_head(head, 0, (uint32_t)p.len);
-		size_t at = raw.len + hn + rec_off;
-		raw_chunk(&raw, 0, &p);
-		raw_end(&raw, 1, 0);
-		print_message("# %s\n", bad[i].name);
-		expect_error(&raw, bad[i].code, (long long)at, NULL);
-	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_bad_record(&raw, &p, bad[i].name, bad[i].bytes, bad[i].len,
+				  bad[i].code == -CM_E_LIMIT ? 300 : 0, bad[i].code);
 
 	/* truncated: the input ends inside a PHASE (no chunk boundary in the
 	 * way: the chunk claims more bytes than the file has) */
