@@ -33,22 +33,11 @@ struct dec_cls {
 struct dec_cache {
 	uint64_t n_alloc;        /* cached ALLOCs of the stream */
 	uint32_t ring_cap;       /* power of two, <= TF_REF_WINDOW */
-	uint32_t n_recent;       /* recent frees kept, <= TF_RECENT */
-	uint32_t recent_head;    /* slot of the newest in recent[] */
 	uint64_t *ring_addr;     /* address of ALLOC k at (k - 1) & (cap - 1) */
 	uint8_t *ring_cls;       /* its size class */
 	struct dec_cls *cls;     /* NULL until the first push */
-	uint64_t recent[TF_RECENT]; /* recent frees, a ring: the i-th newest
-				     * (0 = newest) in recent_slot(c, i) */
+	struct tf_recent recent; /* recent frees */
 };
-
-_Static_assert((TF_RECENT & (TF_RECENT - 1)) == 0, "the recent frees ring needs a power of two");
-
-/* Slot of the i-th newest recent free (i < n_recent). */
-static inline unsigned recent_slot(const struct dec_cache *c, unsigned i)
-{
-	return tf_recent_slot(c->recent_head, i);
-}
 
 struct dec_stream {
 	struct tf_stream_state st;
@@ -604,16 +593,13 @@ static inline int apply_pending(struct tf_dec *dec, struct tf_stream_state *st,
 	if (!addr)
 		return 0;
 	st->pend_addr = 0;
-	if (c->n_recent && c->recent[c->recent_head] == addr)
+	if (c->recent.n && *tf_recent_at(&c->recent, 0) == addr)
 		return 0;
 	if (st->pend_cls)
 		CM_TRY(cls_push(dec, c, st->pend_cls, addr, off));
 	/* Newest first, the oldest dropped when full (the encoder's list,
 	 * kept as a ring: no shift per FREE). */
-	c->recent_head = (c->recent_head + 1) & (TF_RECENT - 1);
-	c->recent[c->recent_head] = addr;
-	if (c->n_recent < TF_RECENT)
-		c->n_recent++;
+	tf_recent_push(&c->recent, addr);
 	return 0;
 }
 
@@ -663,16 +649,12 @@ static inline __attribute__((always_inline)) int parse_alloc_c(struct tf_dec *de
 		uint64_t i = cur_varint(c, "recent index");
 		if (c->short_input || c->bad)
 			return 0;
-		if (i >= ca->n_recent)
+		if (i >= ca->recent.n)
 			return fail(dec, -CM_E_CORRUPT, ev->off,
 				    "alloc: recent free %llu beyond the %u kept",
-				    (unsigned long long)i, ca->n_recent);
-		addr = ca->recent[recent_slot(ca, (unsigned)i)];
-		/* Remove it: the newer ones move one place older. */
-		for (unsigned j = (unsigned)i; j > 0; j--)
-			ca->recent[recent_slot(ca, j)] = ca->recent[recent_slot(ca, j - 1)];
-		ca->recent_head = (ca->recent_head - 1) & (TF_RECENT - 1);
-		ca->n_recent--;
+				    (unsigned long long)i, ca->recent.n);
+		addr = *tf_recent_at(&ca->recent, (unsigned)i);
+		tf_recent_remove(&ca->recent, (unsigned)i);
 		break;
 	}
 	default:

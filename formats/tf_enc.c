@@ -118,7 +118,7 @@ size_t tf_enc_phase(uint8_t *buf, struct tf_stream_state *st, uint64_t seq,
 void tf_enc_cache_reset(struct tf_enc_cache *c)
 {
 	c->start = c->n_alloc;
-	c->n_recent = 0;
+	c->recent.n = 0;
 	memset(c->cls_n, 0, sizeof(c->cls_n));
 	memset(c->cls_base, 0, sizeof(c->cls_base));
 }
@@ -192,15 +192,11 @@ static inline void apply_pending(struct tf_stream_state *st, struct tf_enc_cache
 	if (!addr)
 		return;
 	st->pend_addr = 0;
-	if (c->n_recent && c->recent[c->recent_head] == addr)
+	if (c->recent.n && *tf_recent_at(&c->recent, 0) == addr)
 		return;
 	if (st->pend_cls)
 		cls_push(c, st->pend_cls, addr);
-	/* Newest first, the oldest dropped when full (a ring: no shift). */
-	c->recent_head = (c->recent_head + 1) & (TF_RECENT - 1);
-	c->recent[c->recent_head] = addr;
-	if (c->n_recent < TF_RECENT)
-		c->n_recent++;
+	tf_recent_push(&c->recent, addr);
 }
 
 size_t tf_enc_alloc_c(uint8_t *buf, struct tf_stream_state *st, struct tf_enc_cache *c,
@@ -233,14 +229,9 @@ size_t tf_enc_alloc_c(uint8_t *buf, struct tf_stream_state *st, struct tf_enc_ca
 		}
 	}
 	if (!(tag & TF_TAG_FORM_MASK) && addr) {
-		for (unsigned i = 0; i < c->n_recent; i++) {
-			if (c->recent[tf_recent_slot(c->recent_head, i)] == addr) {
-				/* Remove it: the newer ones move one place older. */
-				for (unsigned j = i; j > 0; j--)
-					c->recent[tf_recent_slot(c->recent_head, j)] =
-						c->recent[tf_recent_slot(c->recent_head, j - 1)];
-				c->recent_head = (c->recent_head - 1) & (TF_RECENT - 1);
-				c->n_recent--;
+		for (unsigned i = 0; i < c->recent.n; i++) {
+			if (*tf_recent_at(&c->recent, i) == addr) {
+				tf_recent_remove(&c->recent, i);
 				tag |= TF_TAG_ALLOC_RECENT;
 				n += cm_varint_put(buf + n, i);
 				break;

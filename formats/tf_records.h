@@ -202,11 +202,39 @@ struct tf_stream_state {
 	uint32_t pend_cls;       /* its size class (0: none) */
 };
 
-/* Slot of the i-th newest (0 = newest) of the recent frees, kept in a ring
- * of TF_RECENT slots whose newest is in slot head (encoder and decoder). */
-static inline unsigned tf_recent_slot(unsigned head, unsigned i)
+/* The recent frees of a stream (docs "Cached events"), newest first, as
+ * the encoder and the decoder both keep them: a ring of TF_RECENT slots
+ * (no shift per FREE). */
+struct tf_recent {
+	uint64_t addr[TF_RECENT]; /* the i-th newest in tf_recent_at(r, i) */
+	uint32_t head;            /* slot of the newest */
+	uint32_t n;               /* kept, <= TF_RECENT */
+};
+
+_Static_assert((TF_RECENT & (TF_RECENT - 1)) == 0, "the recent frees ring needs a power of two");
+
+/* The i-th newest (0 = newest, i < r->n). */
+static inline uint64_t *tf_recent_at(struct tf_recent *r, unsigned i)
 {
-	return (head - i) & (TF_RECENT - 1);
+	return &r->addr[(r->head - i) & (TF_RECENT - 1)];
+}
+
+/* Add addr as the newest; the oldest is dropped when TF_RECENT are kept. */
+static inline void tf_recent_push(struct tf_recent *r, uint64_t addr)
+{
+	r->head = (r->head + 1) & (TF_RECENT - 1);
+	r->addr[r->head] = addr;
+	if (r->n < TF_RECENT)
+		r->n++;
+}
+
+/* Remove the i-th newest (i < r->n): the newer ones move one place older. */
+static inline void tf_recent_remove(struct tf_recent *r, unsigned i)
+{
+	for (unsigned j = i; j > 0; j--)
+		*tf_recent_at(r, j) = *tf_recent_at(r, j - 1);
+	r->head = (r->head - 1) & (TF_RECENT - 1);
+	r->n--;
 }
 
 /* Encoder side of the cached events (docs "Cached events"): which recent
@@ -218,10 +246,7 @@ struct tf_enc_cache {
 	uint64_t start;          /* n_alloc when the current stream began */
 	uint64_t hkey[1u << TF_ENC_HASH_BITS]; /* block address */
 	uint64_t hval[1u << TF_ENC_HASH_BITS]; /* ALLOC number << 8 | class */
-	uint64_t recent[TF_RECENT]; /* recent frees, a ring: the i-th newest
-				     * (0 = newest) in tf_recent_slot(recent_head, i) */
-	uint32_t n_recent;
-	uint32_t recent_head;       /* slot of the newest */
+	struct tf_recent recent;    /* recent frees */
 	uint8_t cls_n[TF_CLS_COUNT];  /* addresses in each class stack */
 	uint8_t cls_base[TF_CLS_COUNT]; /* slot of its bottom entry */
 	uint64_t cls[TF_CLS_COUNT][TF_CLS_DEPTH]; /* circular: entry j (0 =
