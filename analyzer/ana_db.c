@@ -565,10 +565,6 @@ static int store_meta(struct store *s, const char *trace_path)
 	return 0;
 }
 
-static const char *const hist_kind_name[ANA_N_HIST] = {
-	"size", "lifetime_ms", "lifetime_allocs",
-};
-
 /* The last bucket's upper bound does not fit a signed 64-bit integer. */
 static sqlite3_int64 hist_hi(unsigned b)
 {
@@ -584,7 +580,7 @@ static int store_histograms(struct store *s)
 			const struct ana_hist_cell *c = &s->prof->hist[k][b];
 			if (!c->count)
 				continue;
-			sqlite3_bind_text(s->hist, 1, hist_kind_name[k], -1, SQLITE_STATIC);
+			sqlite3_bind_text(s->hist, 1, ana_hist_kind_name(k), -1, SQLITE_STATIC);
 			bind_u64(s->hist, 2, b);
 			bind_u64(s->hist, 3, ana_hist_lo(b));
 			sqlite3_bind_int64(s->hist, 4, hist_hi(b));
@@ -605,7 +601,7 @@ static int store_site_histograms(struct store *s, uint32_t node_id, uint32_t sit
 			if (!counts[b])
 				continue;
 			bind_u64(s->site_hist, 1, node_id);
-			sqlite3_bind_text(s->site_hist, 2, hist_kind_name[k], -1, SQLITE_STATIC);
+			sqlite3_bind_text(s->site_hist, 2, ana_hist_kind_name(k), -1, SQLITE_STATIC);
 			bind_u64(s->site_hist, 3, b);
 			bind_u64(s->site_hist, 4, ana_hist_lo(b));
 			sqlite3_bind_int64(s->site_hist, 5, hist_hi(b));

@@ -80,8 +80,8 @@ int ana_diff_new(struct ana_db *base, const char *base_name, struct ana_db *new_
 		rc = ana_ftree_add_db(d->tree, new_db, 1, new_name, errmsg, cap);
 	if (rc == 0)
 		rc = ana_ftree_add_db(d->tree, base, 0, base_name, errmsg, cap);
-	if (rc == 0)
-		rc = ana_ftree_finish(d->tree, 1, ANA_M_CALLS);
+	/* No ana_ftree_finish(): the sites' own figures (self) and paths
+	 * (parent links) are all a diff reads. */
 	if (rc < 0)
 		goto fail;
 	nodes = ana_ftree_nodes(d->tree, &n);

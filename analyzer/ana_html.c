@@ -25,16 +25,6 @@ extern const char ana_html_template[] __attribute__((visibility("hidden")));
 #define PLACEHOLDER "/*@MEMANA_DATA@*/"
 #define MAX_POINTS 4000 /* timeline points in the page (the peak is kept) */
 
-static double ms(uint64_t ns)
-{
-	return (double)ns / 1e6;
-}
-
-static void json_cstr(FILE *f, const char *s)
-{
-	ana_json_str(f, s, s ? strlen(s) : 0);
-}
-
 /* The timeline, at most MAX_POINTS points: each point stands for a run of
  * consecutive ticks and carries the run's largest heap (at its time) and
  * largest RSS. A tick's heap is the live heap after the events it released,
@@ -108,7 +98,7 @@ static int write_timeline(sqlite3 *db, const struct ana_report *rep, FILE *f)
 	}
 	fputs("\"timeline\": {\"time_ms\": [", f);
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%s%.3f", i ? "," : "", ms(t[i]));
+		fprintf(f, "%s%.3f", i ? "," : "", ana_ms(t[i]));
 	fputs("], \"heap_bytes\": [", f);
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "%s%" PRIu64, i ? "," : "", h[i]);
@@ -127,15 +117,15 @@ out:
 static void write_summary(const struct ana_report *rep, const char *name, FILE *f)
 {
 	fputs("\"version\": 1,\n\"trace\": {\"path\": ", f);
-	json_cstr(f, name);
+	ana_json_cstr(f, name);
 	fputs(", \"command\": ", f);
-	json_cstr(f, rep->command[0] ? rep->command : rep->exe);
+	ana_json_cstr(f, rep->command[0] ? rep->command : rep->exe);
 	fputs(", \"exe\": ", f);
-	json_cstr(f, rep->exe);
+	ana_json_cstr(f, rep->exe);
 	fprintf(f,
 		", \"pid\": %u, \"complete\": %s, \"duration_ms\": %.3f, \"start_unix_ns\": %" PRIu64
 		"},\n",
-		rep->pid, rep->complete ? "true" : "false", ms(rep->duration_ns), rep->start_unix_ns);
+		rep->pid, rep->complete ? "true" : "false", ana_ms(rep->duration_ns), rep->start_unix_ns);
 	fprintf(f,
 		"\"totals\": {\"allocations\": %" PRIu64 ", \"failed_allocations\": %" PRIu64
 		", \"bytes_allocated\": %" PRIu64 ", \"frees\": %" PRIu64
@@ -144,10 +134,10 @@ static void write_summary(const struct ana_report *rep, const char *name, FILE *
 		", \"peak_rss_bytes\": %" PRIu64 ", \"leaked_allocations\": %" PRIu64
 		", \"leaked_bytes\": %" PRIu64 "},\n",
 		rep->allocations, rep->failed_allocations, rep->bytes_allocated, rep->frees,
-		rep->temporary, rep->temporary_bytes, rep->peak_heap_bytes, ms(rep->peak_time_ns),
+		rep->temporary, rep->temporary_bytes, rep->peak_heap_bytes, ana_ms(rep->peak_time_ns),
 		rep->peak_rss_bytes, rep->leaked_allocations, rep->leaked_bytes);
 	fprintf(f, "\"peak\": {\"time_ms\": %.3f, \"heap_bytes\": %" PRIu64 "},\n",
-		ms(rep->peak_time_ns), rep->peak_heap_bytes);
+		ana_ms(rep->peak_time_ns), rep->peak_heap_bytes);
 }
 
 static void write_sites(const struct ana_report *rep, FILE *f)
@@ -172,18 +162,6 @@ static void write_sites(const struct ana_report *rep, FILE *f)
 		fputs("]}", f);
 	}
 	fputs("},\n", f);
-}
-
-static void write_histograms(const struct ana_report *rep, FILE *f)
-{
-	fputs("\"histograms\": {", f);
-	for (unsigned k = 0; k < ANA_N_HIST; k++) {
-		fprintf(f, "\"%s\": ", ana_report_hist_name(k));
-		ana_report_hist_json(rep->hist.b[k], rep->hist.n[k], true, f);
-		fputs(", ", f);
-	}
-	fprintf(f, "\"never_freed\": {\"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}}",
-		rep->leaked_allocations, rep->leaked_bytes);
 }
 
 static int write_flames(struct ana_db *db, const char *name, size_t max_nodes, FILE *f,
@@ -247,7 +225,7 @@ int ana_html_write(struct ana_db *db, const char *name, unsigned top, size_t fla
 	if (rc < 0)
 		goto out;
 	write_sites(rep, f);
-	write_histograms(rep, f);
+	ana_report_hists_json(rep, f);
 	fputs(",\n", f);
 	ana_report_json_extras(rep, f);
 	fputs("};", f);

@@ -81,6 +81,15 @@ static inline uint64_t ana_hist_hi(unsigned b)
 	return b == 0 ? 0 : b >= 64 ? UINT64_MAX : (1ull << b) - 1;
 }
 
+/* The kind's name in the database's histogram tables (docs/schema.md
+ * "Histograms"): "size", "lifetime_ms", "lifetime_allocs"; "?" out of range. */
+static inline const char *ana_hist_kind_name(unsigned kind)
+{
+	static const char *const names[ANA_N_HIST] = { "size", "lifetime_ms", "lifetime_allocs" };
+
+	return kind < ANA_N_HIST ? names[kind] : "?";
+}
+
 /* One histogram bucket of the whole program. */
 struct ana_hist_cell {
 	uint64_t count; /* allocation calls (sizes) or released blocks (lifetimes) */

@@ -21,18 +21,10 @@ struct loader {
 	char err[256]; /* SQLite's message, kept before a reset clears it */
 };
 
-static const char *const hist_db_kind[ANA_N_HIST] = {
-	"size", "lifetime_ms", "lifetime_allocs",
-};
-
 static const char *const hist_json_name[ANA_N_HIST] = {
 	"sizes", "lifetimes_ms", "lifetimes_allocs",
 };
 
-const char *ana_report_hist_name(unsigned k)
-{
-	return k < ANA_N_HIST ? hist_json_name[k] : "?";
-}
 
 static void free_hists(struct ana_report_hists *h)
 {
@@ -51,7 +43,7 @@ static int read_hists(sqlite3_stmt *st, struct ana_report_hists *h, bool with_by
 		const char *kind = (const char *)sqlite3_column_text(st, 0);
 		int k;
 		for (k = 0; k < ANA_N_HIST; k++)
-			if (kind && !strcmp(kind, hist_db_kind[k]))
+			if (kind && !strcmp(kind, ana_hist_kind_name(k)))
 				break;
 		if (k == ANA_N_HIST)
 			continue;
@@ -98,7 +90,9 @@ static bool is_operator_new(const char *fn)
 	return !strncmp(fn, "operator new", 12);
 }
 
-static int load_stack(struct loader *l, struct ana_report_site *site)
+/* Load site's backtrace (site->node_id's frames, innermost first, from the
+ * caller of operator new on) into site->frames. */
+static int load_frames(struct loader *l, struct ana_report_site *site)
 {
 	struct ana_report_frame *f = NULL;
 	size_t n = 0, cap = 0;
@@ -172,6 +166,16 @@ static int load_stack(struct loader *l, struct ana_report_site *site)
 	}
 	site->frames = f;
 	site->n_frames = n;
+	return 0;
+}
+
+/* Load site's backtrace and its histograms. */
+static int load_stack(struct loader *l, struct ana_report_site *site)
+{
+	int rc = load_frames(l, site);
+
+	if (rc < 0)
+		return rc;
 	sqlite3_bind_int64(l->site_hist, 1, (sqlite3_int64)site->node_id);
 	rc = read_hists(l->site_hist, &site->hist, false);
 	if (rc == -CM_E_SQLITE)
@@ -674,7 +678,10 @@ static int leak_groups(struct loader *l, struct ana_report *rep, size_t *cap)
 		e->node = (uint64_t)sqlite3_column_int64(st, 0);
 		e->blocks = (uint64_t)sqlite3_column_int64(st, 1);
 		e->bytes = (uint64_t)sqlite3_column_int64(st, 2);
-		if ((rc = site_with_stack(l, &tmp, e->node, 0, 0)) < 0)
+		/* Only the innermost function is wanted: no histograms. */
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.node_id = e->node;
+		if ((rc = load_frames(l, &tmp)) < 0)
 			break;
 		const char *fn = tmp.n_frames ? tmp.frames[0].function : "[no backtrace]";
 		e->function = ana_strndup(fn, strlen(fn));
@@ -1022,11 +1029,6 @@ void ana_report_free(struct ana_report *rep)
 
 /* ---- text ---------------------------------------------------------------- */
 
-static double ms(uint64_t ns)
-{
-	return (double)ns / 1e6;
-}
-
 static void print_stack(const struct ana_report_site *s, FILE *f)
 {
 	for (size_t i = 0; i < s->n_frames; i++) {
@@ -1274,7 +1276,7 @@ void ana_report_print_text(const struct ana_report *rep, FILE *f)
 
 	fprintf(f, "command:               %s\n", rep->command[0] ? rep->command : rep->exe);
 	fprintf(f, "pid:                   %u\n", rep->pid);
-	fprintf(f, "duration:              %.3f ms\n", ms(rep->duration_ns));
+	fprintf(f, "duration:              %.3f ms\n", ana_ms(rep->duration_ns));
 	fprintf(f, "complete:              %s\n", rep->complete ? "yes" : "no (truncated)");
 	fprintf(f, "allocation calls:      %" PRIu64 "\n", rep->allocations);
 	fprintf(f, "bytes allocated:       %s\n",
@@ -1283,7 +1285,7 @@ void ana_report_print_text(const struct ana_report *rep, FILE *f)
 	fprintf(f, "temporary allocations: %" PRIu64 " (%.2f%% of calls)\n", rep->temporary,
 		pct);
 	fprintf(f, "peak heap:             %s at %.3f ms\n",
-		ana_human_size(b1, sizeof(b1), rep->peak_heap_bytes), ms(rep->peak_time_ns));
+		ana_human_size(b1, sizeof(b1), rep->peak_heap_bytes), ana_ms(rep->peak_time_ns));
 	fprintf(f, "peak RSS:              %s\n",
 		ana_human_size(b1, sizeof(b1), rep->peak_rss_bytes));
 	fprintf(f, "leaked:                %s in %" PRIu64 " allocations%s\n",
@@ -1334,11 +1336,6 @@ void ana_report_print_text(const struct ana_report *rep, FILE *f)
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static void json_cstr(FILE *f, const char *s)
-{
-	ana_json_str(f, s, s ? strlen(s) : 0);
-}
-
 void ana_report_hist_json(const struct ana_report_bucket *h, size_t n, bool with_bytes,
 			  FILE *f)
 {
@@ -1361,11 +1358,11 @@ void ana_report_site_json(const struct ana_report_site *s, FILE *f)
 		const struct ana_report_frame *fr = &s->frames[i];
 
 		fputs(i ? ", {\"function\": " : "{\"function\": ", f);
-		json_cstr(f, fr->function);
+		ana_json_cstr(f, fr->function);
 		fputs(", \"file\": ", f);
-		json_cstr(f, fr->file);
+		ana_json_cstr(f, fr->file);
 		fprintf(f, ", \"line\": %u, \"module\": ", fr->line);
-		json_cstr(f, fr->module);
+		ana_json_cstr(f, fr->module);
 		fputc('}', f);
 	}
 	fputc(']', f);
@@ -1374,6 +1371,18 @@ void ana_report_site_json(const struct ana_report_site *s, FILE *f)
 		ana_report_hist_json(s->hist.b[k], s->hist.n[k], false, f);
 	}
 	fputc('}', f);
+}
+
+void ana_report_hists_json(const struct ana_report *rep, FILE *f)
+{
+	fputs("\"histograms\": {", f);
+	for (unsigned k = 0; k < ANA_N_HIST; k++) {
+		fprintf(f, "\"%s\": ", hist_json_name[k]);
+		ana_report_hist_json(rep->hist.b[k], rep->hist.n[k], true, f);
+		fputs(", ", f);
+	}
+	fprintf(f, "\"never_freed\": {\"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}}",
+		rep->leaked_allocations, rep->leaked_bytes);
 }
 
 static void json_num(FILE *f, double v)
@@ -1423,7 +1432,7 @@ void ana_report_json_extras(const struct ana_report *rep, FILE *f)
 	for (size_t i = 0; i < rep->n_insights; i++) {
 		const struct ana_insight *in = &rep->insights[i];
 		fprintf(f, "%s{\"kind\": \"%s\", \"text\": ", i ? ",\n  " : "\n  ", in->kind);
-		json_cstr(f, in->text);
+		ana_json_cstr(f, in->text);
 		fprintf(f, ", \"calls\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"site\": ", in->calls,
 			in->bytes);
 		ana_report_site_json(&in->site, f);
@@ -1434,7 +1443,7 @@ void ana_report_json_extras(const struct ana_report *rep, FILE *f)
 		const struct ana_report_phase *ph = &rep->phases[i];
 		fprintf(f, "%s{\"id\": %u, \"parent\": %u, \"depth\": %u, \"stream\": %u, \"name\": ",
 			i ? ",\n  " : "\n  ", ph->id, ph->parent, ph->depth, ph->stream);
-		json_cstr(f, ph->name);
+		ana_json_cstr(f, ph->name);
 		fprintf(f,
 			", \"ended\": %s, \"begin_ms\": %.3f, \"end_ms\": %.3f, \"duration_ms\": %.3f,"
 			" \"alloc_calls\": %" PRIu64 ", \"alloc_bytes\": %" PRIu64
@@ -1456,7 +1465,7 @@ void ana_report_json_extras(const struct ana_report *rep, FILE *f)
 		const struct ana_report_marker *m = &rep->markers[i];
 		fprintf(f, "%s{\"id\": %u, \"stream\": %u, \"name\": ", i ? ",\n  " : "\n  ",
 			m->id, m->stream);
-		json_cstr(f, m->name);
+		ana_json_cstr(f, m->name);
 		fprintf(f, ", \"seq\": %" PRIu64 ", \"time_ms\": %.3f, \"heap_bytes\": %" PRIu64
 			   ", \"rss_bytes\": %" PRIu64 "}",
 			m->seq, (double)m->time_ns / 1e6, m->heap_bytes, m->rss_bytes);
@@ -1570,8 +1579,8 @@ void ana_report_print_json(const struct ana_report *rep, FILE *f)
 
 	fprintf(f, "{\"trace\": {\"complete\": %s, \"pid\": %u, \"command\": ",
 		rep->complete ? "true" : "false", rep->pid);
-	json_cstr(f, rep->command[0] ? rep->command : rep->exe);
-	fprintf(f, ", \"duration_ms\": %.3f},\n", ms(rep->duration_ns));
+	ana_json_cstr(f, rep->command[0] ? rep->command : rep->exe);
+	fprintf(f, ", \"duration_ms\": %.3f},\n", ana_ms(rep->duration_ns));
 	fprintf(f,
 		" \"totals\": {\"allocations\": %" PRIu64 ", \"bytes_allocated\": %" PRIu64
 		", \"frees\": %" PRIu64 ", \"temporary_allocations\": %" PRIu64
@@ -1579,7 +1588,7 @@ void ana_report_print_json(const struct ana_report *rep, FILE *f)
 		", \"peak_rss_bytes\": %" PRIu64 ", \"leaked_allocations\": %" PRIu64
 		", \"leaked_bytes\": %" PRIu64 "},\n",
 		rep->allocations, rep->bytes_allocated, rep->frees, rep->temporary,
-		rep->peak_heap_bytes, ms(rep->peak_time_ns), rep->peak_rss_bytes,
+		rep->peak_heap_bytes, ana_ms(rep->peak_time_ns), rep->peak_rss_bytes,
 		rep->leaked_allocations, rep->leaked_bytes);
 	fputs(" \"hotspots\": {", f);
 	for (int l = 0; l < ANA_N_LISTS; l++) {
@@ -1590,14 +1599,9 @@ void ana_report_print_json(const struct ana_report *rep, FILE *f)
 		}
 		fputc(']', f);
 	}
-	fputs("},\n \"histograms\": {", f);
-	for (unsigned k = 0; k < ANA_N_HIST; k++) {
-		fprintf(f, "\"%s\": ", hist_json_name[k]);
-		ana_report_hist_json(rep->hist.b[k], rep->hist.n[k], true, f);
-		fputs(", ", f);
-	}
-	fprintf(f, "\"never_freed\": {\"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}},\n",
-		rep->leaked_allocations, rep->leaked_bytes);
+	fputs("},\n ", f);
+	ana_report_hists_json(rep, f);
+	fputs(",\n", f);
 	ana_report_json_extras(rep, f);
 	fputs("}\n", f);
 }

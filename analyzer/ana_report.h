@@ -121,9 +121,10 @@ void ana_report_print_phases(const struct ana_report *rep, FILE *f);
  * blank line, then one row per site of the four lists, then the phases. */
 void ana_report_print_csv(const struct ana_report *rep, FILE *f);
 
-/* The JSON name of histogram kind k: "sizes", "lifetimes_ms",
- * "lifetimes_allocs". */
-const char *ana_report_hist_name(unsigned k);
+/* Write the program's histograms as the JSON member "histograms": {"sizes",
+ * "lifetimes_ms", "lifetimes_allocs" (arrays as ana_report_hist_json(), with
+ * bytes), "never_freed": {"count", "bytes"}} (no separator around it). */
+void ana_report_hists_json(const struct ana_report *rep, FILE *f);
 
 /* Write the histogram h as a JSON array of {"lo", "hi", "count"[, "bytes"]}
  * objects. */

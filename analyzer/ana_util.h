@@ -62,6 +62,18 @@ const char *ana_human_size(char *buf, size_t cap, uint64_t bytes);
  * NULL writes "". */
 void ana_json_str(FILE *f, const char *s, size_t len);
 
+/* s (NUL-terminated; NULL writes "") as a JSON string: ana_json_str(). */
+static inline void ana_json_cstr(FILE *f, const char *s)
+{
+	ana_json_str(f, s, s ? __builtin_strlen(s) : 0);
+}
+
+/* ns in ms (for output). */
+static inline double ana_ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
 /* Basename of path (pointer into path). */
 const char *ana_basename(const char *path);
 

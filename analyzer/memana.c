@@ -410,12 +410,13 @@ static int input_opt(int c, const char *usage, struct input_opts *io)
 }
 
 /* The single TRACE|DB operand of report and check: open it (ingesting a trace
- * into memory) and load the report with the top top sites per list. Returns
- * 0 with *db and *rep set (caller frees both), or the exit status to return
+ * into memory with the top ingest_top sites per list) and load the report
+ * with the top top sites per list (0: totals and growth only). Returns 0
+ * with *db and *rep set (caller frees both), or the exit status to return
  * (usage error or bad input, the message already printed). */
 static int load_operand(int argc, char **argv, const char *usage,
-			const struct input_opts *io, unsigned top, struct ana_db **db,
-			struct ana_report **rep)
+			const struct input_opts *io, unsigned ingest_top, unsigned top,
+			struct ana_db **db, struct ana_report **rep)
 {
 	char errmsg[ERRMSG_CAP] = "";
 
@@ -423,7 +424,7 @@ static int load_operand(int argc, char **argv, const char *usage,
 		return usage_error(usage, argc - optind ? "too many arguments"
 							: "missing TRACE or DB");
 	const char *path = argv[optind];
-	if (open_input(path, io, top, db) < 0)
+	if (open_input(path, io, ingest_top, db) < 0)
 		return EXIT_ERROR;
 	if (ana_report_load(*db, path, top, rep, errmsg, sizeof(errmsg)) < 0) {
 		err_msg("%s", errmsg);
@@ -453,9 +454,6 @@ static int cmd_report(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'q':
-			io.quiet = true;
-			break;
 		case OPT_TOP:
 			if (parse_u64_opt(usage_report, "--top", optarg, &top) < 0)
 				return EXIT_USAGE;
@@ -484,7 +482,7 @@ static int cmd_report(int argc, char **argv)
 	}
 	if (json && csv)
 		return usage_error(usage_report, "--json and --csv exclude each other");
-	st = load_operand(argc, argv, usage_report, &io, (unsigned)top, &db, &rep);
+	st = load_operand(argc, argv, usage_report, &io, (unsigned)top, (unsigned)top, &db, &rep);
 	if (st)
 		return st;
 	if (json)
@@ -811,8 +809,9 @@ static int cmd_check(int argc, char **argv)
 	}
 	if (has_increase && !baseline)
 		return usage_error(usage_check, "--max-increase needs --baseline");
-	/* A comparison needs every call site; the plain limits need none. */
-	st = load_operand(argc, argv, usage_check, &io, baseline ? ANA_ALL_SITES : 0, &db,
+	/* A comparison needs every call site in the database; the limits read
+	 * only the totals and the growth verdict, not the site lists. */
+	st = load_operand(argc, argv, usage_check, &io, baseline ? ANA_ALL_SITES : 0, 0, &db,
 			      &rep);
 	if (st)
 		return st;
