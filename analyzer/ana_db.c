@@ -330,6 +330,17 @@ int ana_db_begin_blocks(struct ana_db *db, char *errmsg, size_t cap)
 	return 0;
 }
 
+/* Run an INSERT (every parameter bound), then make it ready for the next
+ * row. Returns 0 or -CM_E_SQLITE. */
+static int step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+}
+
 int ana_db_add_block(void *ctx, const struct ana_block *b)
 {
 	struct ana_db *db = ctx;
@@ -358,17 +369,7 @@ int ana_db_add_block(void *ctx, const struct ana_block *b)
 			sqlite3_bind_null(st, i);
 	}
 	sqlite3_bind_int(st, 13, b->temporary);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
-}
-
-static int db_step(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
+	return step(st);
 }
 
 int ana_db_add_phase(void *ctx, const struct ana_phase *ph)
@@ -394,13 +395,13 @@ int ana_db_add_phase(void *ctx, const struct ana_phase *ph)
 		sqlite3_bind_int64(st, 7 + i, (sqlite3_int64)v[i]);
 	if (!ph->ended)
 		sqlite3_bind_null(st, 8);
-	CM_TRY(db_step(st));
+	CM_TRY(step(st));
 	for (size_t i = 0; i < ph->n_sites; i++) {
 		sqlite3_bind_int64(db->phase_site, 1, ph->id);
 		sqlite3_bind_int64(db->phase_site, 2, (sqlite3_int64)i + 1);
 		sqlite3_bind_int64(db->phase_site, 3, ph->site_nodes[i]);
 		sqlite3_bind_int64(db->phase_site, 4, (sqlite3_int64)ph->site_growth[i]);
-		CM_TRY(db_step(db->phase_site));
+		CM_TRY(step(db->phase_site));
 	}
 	return 0;
 }
@@ -417,7 +418,7 @@ int ana_db_add_marker(void *ctx, const struct ana_marker *m)
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)m->time_ns);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)m->heap_bytes);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->rss_bytes);
-	return db_step(st);
+	return step(st);
 }
 
 struct sqlite3 *ana_db_sqlite(struct ana_db *db)
@@ -492,15 +493,6 @@ struct store {
 	uint32_t sites; /* ana_db_store()'s */
 	size_t n_registered; /* modules already in sym */
 };
-
-static int step(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? 0 : -CM_E_SQLITE;
-}
 
 static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
 {
