@@ -712,46 +712,40 @@ static void folded_name(FILE *f, const char *s)
 		fputc(*s == ';' ? ':' : *s == '\n' ? ' ' : *s, f);
 }
 
-/* Visit the nodes depth first in child order; fn gets each node and its
- * depth (root 0). The path so far is in path[0..depth). */
-struct walk {
-	uint32_t node;
-	uint32_t next; /* next child to visit */
-};
+/* The node after cur in depth-first child order, not entering the subtrees
+ * with nothing of metric m on side. path[0..*depth) holds cur's ancestors
+ * (no path is deeper than MAX_FRAMES: child_of() refuses it). */
+static uint32_t walk_next(const struct ana_ftree *t, int side, enum ana_metric m, uint32_t *path,
+			  size_t *depth, uint32_t cur)
+{
+	const struct ana_ftree_node *n = &t->nodes[cur];
+
+	if (n->total[side][m] && n->first_child != ANA_FT_NONE) {
+		path[(*depth)++] = cur;
+		return n->first_child;
+	}
+	/* Next sibling, or climb. */
+	while (cur != ANA_FT_NONE && t->nodes[cur].next_sibling == ANA_FT_NONE)
+		cur = *depth ? path[--*depth] : ANA_FT_NONE;
+	return cur != ANA_FT_NONE ? t->nodes[cur].next_sibling : ANA_FT_NONE;
+}
 
 int ana_ftree_write_folded(const struct ana_ftree *t, int side, enum ana_metric m, FILE *f)
 {
 	uint32_t path[MAX_FRAMES + 1];
 	size_t depth = 0;
-	uint32_t cur = t->nodes[0].first_child;
 
-	/* Iterative preorder: path holds the ancestors of cur (no path is
-	 * deeper than MAX_FRAMES: child_of() refuses it). */
-	while (cur != ANA_FT_NONE) {
+	for (uint32_t cur = t->nodes[0].first_child; cur != ANA_FT_NONE;
+	     cur = walk_next(t, side, m, path, &depth, cur)) {
 		const struct ana_ftree_node *n = &t->nodes[cur];
-		if (n->total[side][m] == 0) {
-			/* Nothing below: skip the subtree. */
-		} else {
-			if (n->self[side][m]) {
-				for (size_t i = 0; i < depth; i++) {
-					folded_name(f, t->frames[t->nodes[path[i]].frame].function);
-					fputc(';', f);
-				}
-				folded_name(f, t->frames[n->frame].function);
-				fprintf(f, " %llu\n", (unsigned long long)n->self[side][m]);
-			}
-			if (n->first_child != ANA_FT_NONE) {
-				path[depth++] = cur;
-				cur = n->first_child;
-				continue;
-			}
+		if (!n->total[side][m] || !n->self[side][m])
+			continue;
+		for (size_t i = 0; i < depth; i++) {
+			folded_name(f, t->frames[t->nodes[path[i]].frame].function);
+			fputc(';', f);
 		}
-		/* Next sibling, or climb. */
-		while (cur != ANA_FT_NONE && t->nodes[cur].next_sibling == ANA_FT_NONE) {
-			cur = depth ? path[--depth] : ANA_FT_NONE;
-		}
-		if (cur != ANA_FT_NONE)
-			cur = t->nodes[cur].next_sibling;
+		folded_name(f, t->frames[n->frame].function);
+		fprintf(f, " %llu\n", (unsigned long long)n->self[side][m]);
 	}
 	return ferror(f) ? -EIO : 0;
 }
@@ -760,9 +754,6 @@ int ana_ftree_write_speedscope(const struct ana_ftree *t, int side, enum ana_met
 			       const char *name, FILE *f)
 {
 	uint32_t path[MAX_FRAMES + 1];
-	size_t depth = 0;
-	uint32_t cur = t->nodes[0].first_child;
-	bool first = true;
 
 	fputs("{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
 	      "\"exporter\":\"memana\",\"name\":", f);
@@ -781,37 +772,26 @@ int ana_ftree_write_speedscope(const struct ana_ftree *t, int side, enum ana_met
 		(unsigned long long)t->nodes[0].total[side][m]);
 	/* Samples, then the weights in the same order (a second walk). */
 	for (int pass = 0; pass < 2; pass++) {
+		size_t depth = 0;
+		bool first = true;
 		if (pass == 1)
 			fputs("],\"weights\":[", f);
-		first = true;
-		depth = 0;
-		cur = t->nodes[0].first_child;
-		while (cur != ANA_FT_NONE) {
+		for (uint32_t cur = t->nodes[0].first_child; cur != ANA_FT_NONE;
+		     cur = walk_next(t, side, m, path, &depth, cur)) {
 			const struct ana_ftree_node *n = &t->nodes[cur];
-			if (n->total[side][m]) {
-				if (n->self[side][m]) {
-					if (!first)
-						fputc(',', f);
-					first = false;
-					if (pass == 0) {
-						fputc('[', f);
-						for (size_t i = 0; i < depth; i++)
-							fprintf(f, "%u,", t->nodes[path[i]].frame);
-						fprintf(f, "%u]", n->frame);
-					} else {
-						fprintf(f, "%llu", (unsigned long long)n->self[side][m]);
-					}
-				}
-				if (n->first_child != ANA_FT_NONE) {
-					path[depth++] = cur;
-					cur = n->first_child;
-					continue;
-				}
+			if (!n->total[side][m] || !n->self[side][m])
+				continue;
+			if (!first)
+				fputc(',', f);
+			first = false;
+			if (pass == 0) {
+				fputc('[', f);
+				for (size_t i = 0; i < depth; i++)
+					fprintf(f, "%u,", t->nodes[path[i]].frame);
+				fprintf(f, "%u]", n->frame);
+			} else {
+				fprintf(f, "%llu", (unsigned long long)n->self[side][m]);
 			}
-			while (cur != ANA_FT_NONE && t->nodes[cur].next_sibling == ANA_FT_NONE)
-				cur = depth ? path[--depth] : ANA_FT_NONE;
-			if (cur != ANA_FT_NONE)
-				cur = t->nodes[cur].next_sibling;
 		}
 	}
 	fputs("]}]}\n", f);
