@@ -505,18 +505,22 @@ static int cmd_report(int argc, char **argv)
 
 /* ---- ingest ------------------------------------------------------------------ */
 
-static char *default_db_path(const char *trace)
+/* path with a trailing .zst (and, when strip_db, a trailing .db) replaced
+ * by ext, else with ext appended (caller frees; NULL on ENOMEM). */
+static char *swap_suffix(const char *path, bool strip_db, const char *ext)
 {
-	size_t len = strlen(trace);
+	size_t len = strlen(path), n = strlen(ext);
 	char *p;
 
-	if (len > 4 && !strcmp(trace + len - 4, ".zst"))
+	if (len > 4 && !strcmp(path + len - 4, ".zst"))
 		len -= 4;
-	p = malloc(len + 4);
+	else if (strip_db && len > 3 && !strcmp(path + len - 3, ".db"))
+		len -= 3;
+	p = malloc(len + n + 1);
 	if (!p)
 		return NULL;
-	memcpy(p, trace, len);
-	memcpy(p + len, ".db", 4);
+	memcpy(p, path, len);
+	memcpy(p + len, ext, n + 1);
 	return p;
 }
 
@@ -544,23 +548,19 @@ static int cmd_ingest(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "force", no_argument, NULL, 'f' },
-		{ "temporary-gap", required_argument, NULL, OPT_GAP },
-		{ "debug-path", required_argument, NULL, OPT_DEBUG_PATH },
 		{ "allocations", no_argument, NULL, OPT_ALLOCATIONS },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		INPUT_OPTIONS,
 	};
 	struct ana_ingest_opts o = { 0 };
+	struct input_opts io = { 0 };
 	struct ana_progress prog;
-	bool quiet = false;
 	struct ana_ingest_info info;
 	const char *out = NULL;
 	char *def = NULL, *tmp = NULL;
 	bool force = false;
 	char errmsg[ERRMSG_CAP] = "";
 	struct ana_db *db = NULL;
-	int c, status = EXIT_ERROR;
+	int c, st, status = EXIT_ERROR;
 
 	while ((c = getopt_long(argc, argv, "o:fqh", opts, NULL)) != -1) {
 		switch (c) {
@@ -570,33 +570,28 @@ static int cmd_ingest(int argc, char **argv)
 		case OPT_ALLOCATIONS:
 			o.allocations = true;
 			break;
-		case 'q':
-			quiet = true;
-			break;
 		case 'f':
 			force = true;
-			break;
-		case OPT_GAP:
-			if (parse_u64_opt(usage_ingest, "--temporary-gap", optarg,
-					  &o.temporary_gap) < 0)
-				return EXIT_USAGE;
-			break;
-		case OPT_DEBUG_PATH:
-			o.debug_path = optarg;
 			break;
 		case 'h':
 			fputs(usage_ingest, stdout);
 			return 0;
 		default:
-			return bad_option(usage_ingest, argv);
+			if ((st = input_opt(c, usage_ingest, &io)) < 0)
+				return EXIT_USAGE;
+			if (!st)
+				return bad_option(usage_ingest, argv);
 		}
 	}
+	o.temporary_gap = io.temporary_gap;
+	o.debug_path = io.debug_path;
+	bool quiet = io.quiet;
 	const char *trace;
-	int st = one_trace_operand(argc, argv, usage_ingest, &trace);
+	st = one_trace_operand(argc, argv, usage_ingest, &trace);
 	if (st)
 		return st;
 	if (!out) {
-		def = default_db_path(trace);
+		def = swap_suffix(trace, false, ".db");
 		if (!def) {
 			err_msg("out of memory");
 			return EXIT_ERROR;
@@ -1028,24 +1023,6 @@ out:
 	return status;
 }
 
-/* PATH with a trailing .zst or .db replaced by .html (caller frees). */
-static char *html_path(const char *path)
-{
-	size_t len = strlen(path);
-	char *p;
-
-	if (len > 4 && !strcmp(path + len - 4, ".zst"))
-		len -= 4;
-	else if (len > 3 && !strcmp(path + len - 3, ".db"))
-		len -= 3;
-	p = malloc(len + 6);
-	if (!p)
-		return NULL;
-	memcpy(p, path, len);
-	memcpy(p + len, ".html", 6);
-	return p;
-}
-
 static int cmd_html(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1088,7 +1065,7 @@ static int cmd_html(int argc, char **argv)
 							     : "missing TRACE or DB");
 	const char *path = argv[optind];
 	if (!out) {
-		def = html_path(path);
+		def = swap_suffix(path, true, ".html");
 		if (!def) {
 			err_msg("out of memory");
 			return EXIT_ERROR;
